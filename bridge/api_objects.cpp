@@ -1,0 +1,319 @@
+// C entry points for heaps, types, objects, counts and weakrefs. Each one
+// checks its arguments, reports misuse, and changes nothing on error.
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "collection.hpp"
+#include "heap.hpp"
+
+using cb::Header;
+
+extern "C" {
+
+const char *cb_status_name(cb_status status) {
+    switch (status) {
+    case CB_OK: return "ok";
+    case CB_ERR_NULL_ARGUMENT: return "null argument";
+    case CB_ERR_NOT_A_NODE: return "not a live object of this heap";
+    case CB_ERR_NOT_TRACKED: return "not tracked";
+    case CB_ERR_ALREADY_TRACKED: return "already tracked";
+    case CB_ERR_UNDERFLOW: return "count underflow";
+    case CB_ERR_OVERFLOW: return "count overflow";
+    case CB_ERR_BUSY: return "a collection is running";
+    case CB_ERR_WRONG_MODE: return "wrong drive mode";
+    case CB_ERR_WRONG_PHASE: return "wrong phase";
+    case CB_ERR_BAD_ARGUMENT: return "bad argument";
+    case CB_ERR_NO_MEMORY: return "out of memory";
+    case CB_ERR_CALLBACK_FAILED: return "a callback failed";
+    }
+    return "unknown status";
+}
+
+cb_heap *cb_heap_new(const cb_heap_options *options) {
+    cb_heap_options defaults{};
+    return new (std::nothrow) cb_heap(options ? *options : defaults);
+}
+
+void cb_heap_destroy(cb_heap *heap) {
+    if (!heap) return;
+    if (heap->running && !heap->host_driven) {
+        heap->misuse(CB_ERR_BUSY, nullptr, "cb_heap_destroy during a collection (ignored)");
+        return;
+    }
+    delete heap;
+}
+
+void cb_set_report_handler(cb_heap *heap, cb_report_fn handler, void *ctx) {
+    if (!heap) return;
+    heap->report_handler = handler;
+    heap->report_ctx = handler ? ctx : nullptr;
+}
+
+uint64_t cb_report_count(const cb_heap *heap) { return heap ? heap->reports : 0; }
+
+cb_status cb_type_register(cb_heap *heap, const cb_type_spec *spec, cb_type **out) {
+    if (!heap) return CB_ERR_NULL_ARGUMENT;
+    if (!spec || !out || !spec->traverse) return heap->misuse(CB_ERR_NULL_ARGUMENT, nullptr, "cb_type_register");
+    if (spec->kind != CB_KIND_REFCOUNTED && spec->kind != CB_KIND_HANDLE_MANAGED)
+        return heap->misuse(CB_ERR_BAD_ARGUMENT, nullptr, "cb_type_register: unknown kind");
+    if (spec->count_offset < 0 && (!spec->get_count || !spec->set_count))
+        return heap->misuse(CB_ERR_BAD_ARGUMENT, nullptr,
+                            "cb_type_register: a negative count_offset needs get_count and set_count");
+    if (spec->count_offset >= 0 && spec->count_offset % alignof(intptr_t) != 0)
+        return heap->misuse(CB_ERR_BAD_ARGUMENT, nullptr, "cb_type_register: count_offset is misaligned");
+    if (heap->types.size() > Header::kTypeMask)
+        return heap->misuse(CB_ERR_OVERFLOW, nullptr, "cb_type_register: too many types");
+    auto type = std::make_unique<cb_type>();
+    type->id = static_cast<uint32_t>(heap->types.size());
+    type->name = spec->name ? spec->name : "<unnamed>";
+    type->spec = *spec;
+    type->spec.name = type->name.c_str();
+    *out = type.get();
+    heap->types.push_back(std::move(type));
+    return CB_OK;
+}
+
+const char *cb_type_name(const cb_type *type) { return type ? type->name.c_str() : nullptr; }
+
+static uint32_t initial_meta(const cb_type *type) {
+    uint32_t meta = type->id | (uint32_t(cb::kUntracked) << Header::kPlaceShift);
+    if (type->handle_managed()) meta |= Header::kHandleManaged;
+    return meta;
+}
+
+static bool owns_type(const cb_heap *heap, const cb_type *type) {
+    return type && type->id < heap->types.size() && heap->types[type->id].get() == type;
+}
+
+cb_status cb_collect_if_due(cb_heap *heap);
+
+void *cb_alloc(cb_heap *heap, const cb_type *type, size_t size) {
+    if (!heap) return nullptr;
+    if (!owns_type(heap, type)) {
+        heap->misuse(CB_ERR_BAD_ARGUMENT, nullptr, "cb_alloc: type not registered with this heap");
+        return nullptr;
+    }
+    if (type->spec.count_offset >= 0 && size_t(type->spec.count_offset) + sizeof(intptr_t) > size) {
+        heap->misuse(CB_ERR_BAD_ARGUMENT, nullptr, "cb_alloc: object too small for its count");
+        return nullptr;
+    }
+    if (heap->automatic && !heap->running) cb_collect_if_due(heap);
+    if (size > SIZE_MAX - sizeof(cb::IntrusiveBlock)) {
+        heap->misuse(CB_ERR_NO_MEMORY, nullptr, "cb_alloc");
+        return nullptr;
+    }
+    static_assert(alignof(std::max_align_t) >= 16, "malloc must give the header's alignment");
+    auto *h = static_cast<Header *>(std::calloc(1, sizeof(cb::IntrusiveBlock) + size));
+    if (!h) {
+        heap->misuse(CB_ERR_NO_MEMORY, nullptr, "cb_alloc");
+        return nullptr;
+    }
+    h->meta = initial_meta(type);
+    void *obj = cb::object_of(h);
+    heap->ever_intrusive = true;
+    heap->live_allocations++;
+    if (heap->verify()) heap->live_objects.insert(obj);
+    type->set_count(obj, 1);
+    return obj;
+}
+
+void *cb_realloc(cb_heap *heap, void *obj, size_t new_size) {
+    if (!heap) return nullptr;
+    Header *h = heap->checked_header(obj, "cb_realloc");
+    if (!h) return nullptr;
+    if (h->has(Header::kExternal)) {
+        heap->misuse(CB_ERR_BAD_ARGUMENT, obj, "cb_realloc of an object tracked with cb_track_external");
+        return nullptr;
+    }
+    if (h->tracked()) {
+        heap->misuse(CB_ERR_ALREADY_TRACKED, obj, "cb_realloc of a tracked object");
+        return nullptr;
+    }
+    if (h->has(Header::kHasWeakrefs)) {
+        heap->misuse(CB_ERR_BAD_ARGUMENT, obj, "cb_realloc of an object with weak references");
+        return nullptr;
+    }
+    auto *moved = static_cast<Header *>(std::realloc(h, sizeof(cb::IntrusiveBlock) + new_size));
+    if (!moved) {
+        heap->misuse(CB_ERR_NO_MEMORY, obj, "cb_realloc");
+        return nullptr;
+    }
+    void *now = cb::object_of(moved);
+    if (heap->verify() && now != obj) {
+        heap->live_objects.erase(obj);
+        heap->live_objects.insert(now);
+    }
+    return now;
+}
+
+cb_status cb_free(cb_heap *heap, void *obj) {
+    if (!heap) return CB_ERR_NULL_ARGUMENT;
+    Header *h = heap->checked_header(obj, "cb_free");
+    if (!h) return obj ? CB_ERR_NOT_A_NODE : CB_ERR_NULL_ARGUMENT;
+    if (h->has(Header::kExternal)) return heap->misuse(CB_ERR_BAD_ARGUMENT, obj, "cb_free of an external object");
+    if (h->tracked()) return heap->misuse(CB_ERR_ALREADY_TRACKED, obj, "cb_free of a tracked object");
+    // Weakrefs must not outlive their target's memory.
+    if (h->has(Header::kHasWeakrefs)) cb::clear_weakrefs(*heap, obj, /*run_callbacks=*/false);
+    heap->free_memory(h);
+    return CB_OK;
+}
+
+cb_status cb_track_external(cb_heap *heap, const cb_type *type, void *obj) {
+    if (!heap) return CB_ERR_NULL_ARGUMENT;
+    if (!obj) return heap->misuse(CB_ERR_NULL_ARGUMENT, nullptr, "cb_track_external");
+    if (!owns_type(heap, type))
+        return heap->misuse(CB_ERR_BAD_ARGUMENT, obj, "cb_track_external: type not registered with this heap");
+    if (heap->externals.count(obj)) return heap->misuse(CB_ERR_ALREADY_TRACKED, obj, "cb_track_external");
+    if (heap->verify() && heap->live_objects.count(obj))
+        return heap->misuse(CB_ERR_BAD_ARGUMENT, obj, "cb_track_external of an object from cb_alloc");
+    auto *record = new (std::nothrow) cb::ExternalRecord{};
+    if (!record) return heap->misuse(CB_ERR_NO_MEMORY, obj, "cb_track_external");
+    record->object = obj;
+    record->header.meta = initial_meta(type) | Header::kExternal;
+    heap->externals.emplace(obj, record);
+    if (heap->verify()) heap->live_objects.insert(obj);
+    heap->append(&record->header, cb::kGen0);
+    heap->counts[0]++;
+    return CB_OK;
+}
+
+cb_status cb_track(cb_heap *heap, void *obj) {
+    if (!heap) return CB_ERR_NULL_ARGUMENT;
+    Header *h = heap->checked_header(obj, "cb_track");
+    if (!h) return obj ? CB_ERR_NOT_A_NODE : CB_ERR_NULL_ARGUMENT;
+    if (h->tracked()) return heap->misuse(CB_ERR_ALREADY_TRACKED, obj, "cb_track");
+    heap->append(h, cb::kGen0);
+    heap->counts[0]++;
+    return CB_OK;
+}
+
+cb_status cb_untrack(cb_heap *heap, void *obj) {
+    if (!heap) return CB_ERR_NULL_ARGUMENT;
+    Header *h = heap->checked_header(obj, "cb_untrack");
+    if (!h) return obj ? CB_ERR_NOT_A_NODE : CB_ERR_NULL_ARGUMENT;
+    if (!h->tracked()) return heap->misuse(CB_ERR_NOT_TRACKED, obj, "cb_untrack");
+    heap->remove(h);
+    h->clear(Header::kMarked | Header::kInCollectedSet | Header::kForcedRoot);
+    if (heap->counts[0] > 0) heap->counts[0]--;
+    if (h->has(Header::kExternal)) {
+        // An untracked external object is forgotten: nothing can find its header.
+        if (h->has(Header::kHasWeakrefs)) cb::clear_weakrefs(*heap, obj, /*run_callbacks=*/false);
+        heap->externals.erase(obj);
+        if (heap->verify()) heap->live_objects.erase(obj);
+        delete reinterpret_cast<cb::ExternalRecord *>(h);
+    }
+    return CB_OK;
+}
+
+int cb_is_tracked(const cb_heap *heap, const void *obj) {
+    if (!heap) return 0;
+    Header *h = const_cast<cb_heap *>(heap)->quiet_header(obj);
+    return h && h->tracked();
+}
+
+int cb_is_finalized(const cb_heap *heap, const void *obj) {
+    if (!heap) return 0;
+    Header *h = const_cast<cb_heap *>(heap)->quiet_header(obj);
+    return h && h->has(Header::kFinalized);
+}
+
+const cb_type *cb_type_of(const cb_heap *heap, const void *obj) {
+    if (!heap) return nullptr;
+    Header *h = const_cast<cb_heap *>(heap)->quiet_header(obj);
+    return h ? heap->types[h->type_id()].get() : nullptr;
+}
+
+cb_status cb_incref(cb_heap *heap, void *obj) {
+    if (!heap) return CB_ERR_NULL_ARGUMENT;
+    Header *h = heap->checked_header(obj, "cb_incref");
+    if (!h) return obj ? CB_ERR_NOT_A_NODE : CB_ERR_NULL_ARGUMENT;
+    intptr_t c = heap->count(h);
+    if (c == INTPTR_MAX) return heap->misuse(CB_ERR_OVERFLOW, obj, "cb_incref");
+    heap->set_count(h, c + 1);
+    return CB_OK;
+}
+
+cb_status cb_decref(cb_heap *heap, void *obj) {
+    if (!heap) return CB_ERR_NULL_ARGUMENT;
+    Header *h = heap->checked_header(obj, "cb_decref");
+    if (!h) return obj ? CB_ERR_NOT_A_NODE : CB_ERR_NULL_ARGUMENT;
+    intptr_t c = heap->count(h);
+    if (c <= 0) return heap->misuse(CB_ERR_UNDERFLOW, obj, "cb_decref");
+    heap->release(h);
+    return CB_OK;
+}
+
+intptr_t cb_count(const cb_heap *heap, const void *obj) {
+    if (!heap) return 0;
+    Header *h = const_cast<cb_heap *>(heap)->quiet_header(obj);
+    return h ? const_cast<cb_heap *>(heap)->count(h) : 0;
+}
+
+cb_status cb_host_acquire(cb_heap *heap, void *obj) {
+    if (!heap) return CB_ERR_NULL_ARGUMENT;
+    Header *h = heap->checked_header(obj, "cb_host_acquire");
+    if (!h) return obj ? CB_ERR_NOT_A_NODE : CB_ERR_NULL_ARGUMENT;
+    if (h->host_refs == UINT32_MAX) return heap->misuse(CB_ERR_OVERFLOW, obj, "cb_host_acquire");
+    if (!h->handle_managed()) {
+        intptr_t c = heap->count(h);
+        if (c == INTPTR_MAX) return heap->misuse(CB_ERR_OVERFLOW, obj, "cb_host_acquire");
+        heap->set_count(h, c + 1);
+    }
+    h->host_refs++;
+    // A live host object took garbage during teardown: it is resurrected.
+    if (heap->running && h->place() == cb::kGarbage) h->set(Header::kForcedRoot);
+    return CB_OK;
+}
+
+cb_status cb_host_release(cb_heap *heap, void *obj) {
+    if (!heap) return CB_ERR_NULL_ARGUMENT;
+    Header *h = heap->checked_header(obj, "cb_host_release");
+    if (!h) return obj ? CB_ERR_NOT_A_NODE : CB_ERR_NULL_ARGUMENT;
+    if (h->host_refs == 0) return heap->misuse(CB_ERR_UNDERFLOW, obj, "cb_host_release without cb_host_acquire");
+    if (!h->handle_managed() && heap->count(h) <= 0)
+        return heap->misuse(CB_ERR_UNDERFLOW, obj, "cb_host_release");
+    h->host_refs--;
+    if (!h->handle_managed()) heap->release(h);
+    return CB_OK;
+}
+
+cb_status cb_weakref_new(cb_heap *heap, void *target, void *holder, cb_weakref_callback callback, void *data,
+                         cb_weakref **out) {
+    if (!heap) return CB_ERR_NULL_ARGUMENT;
+    if (!out) return heap->misuse(CB_ERR_NULL_ARGUMENT, nullptr, "cb_weakref_new");
+    Header *h = heap->checked_header(target, "cb_weakref_new");
+    if (!h) return target ? CB_ERR_NOT_A_NODE : CB_ERR_NULL_ARGUMENT;
+    auto *ref = new (std::nothrow) cb_weakref{target, holder, callback, data};
+    if (!ref) return heap->misuse(CB_ERR_NO_MEMORY, target, "cb_weakref_new");
+    heap->weakrefs.add(ref);
+    h->set(Header::kHasWeakrefs);
+    *out = ref;
+    return CB_OK;
+}
+
+void *cb_weakref_get(const cb_weakref *ref) { return ref ? ref->target : nullptr; }
+
+cb_status cb_weakref_free(cb_heap *heap, cb_weakref *ref) {
+    if (!heap) return CB_ERR_NULL_ARGUMENT;
+    if (!ref) return heap->misuse(CB_ERR_NULL_ARGUMENT, nullptr, "cb_weakref_free");
+    if (ref->free_requested) return heap->misuse(CB_ERR_BAD_ARGUMENT, nullptr, "cb_weakref_free twice");
+    void *target = ref->target;
+    heap->weakrefs.unlink(ref);
+    if (target && !heap->weakrefs.has(target))
+        if (Header *h = heap->quiet_header(target)) h->clear(Header::kHasWeakrefs);
+    if (ref->queued) ref->free_requested = true;   // the running callback loop frees it
+    else delete ref;
+    return CB_OK;
+}
+
+cb_status cb_clear_weakrefs(cb_heap *heap, void *obj) {
+    if (!heap) return CB_ERR_NULL_ARGUMENT;
+    Header *h = heap->checked_header(obj, "cb_clear_weakrefs");
+    if (!h) return obj ? CB_ERR_NOT_A_NODE : CB_ERR_NULL_ARGUMENT;
+    cb::clear_weakrefs(*heap, obj, /*run_callbacks=*/true);
+    return CB_OK;
+}
+
+}  // extern "C"

@@ -1,0 +1,162 @@
+// The collection's stage sequence, its start and its end.
+#include "collection.hpp"
+
+#include "heap.hpp"
+
+namespace cb {
+
+namespace {
+uint64_t ns_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count());
+}
+}  // namespace
+
+Collection::Collection(cb_heap &heap, int generation, Drive drive, const cb_host_hooks *hooks)
+    : heap_(heap),
+      generation_(generation),
+      dest_(generation == CB_FULL ? kGen2 : Place(generation + 1)),
+      drive_(drive),
+      // Host references are edges only when someone marks the host heap;
+      // otherwise they are external references, like any the collector
+      // cannot see.
+      subtract_host_refs_(generation == CB_FULL && drive != Drive::kNone) {
+    if (hooks) hooks_ = *hooks;
+    visitor_.collection = this;
+    stats_.generation = generation;
+    heap_.running = this;
+}
+
+Collection::~Collection() {
+    if (heap_.running == this) heap_.running = nullptr;
+}
+
+void Collection::phase_done(cb_phase phase) {
+    auto now = std::chrono::steady_clock::now();
+    stats_.phase_ns[phase] += ns_between(phase_start_, now);
+    phase_start_ = now;
+}
+
+cb_status Collection::run() {
+    begin();
+    count();
+    if (!failed_) {
+        mark_roots_outside_set();
+        drain(0);
+    }
+    phase_done(CB_PHASE_MARK);
+    advance();
+    return failed_ ? CB_ERR_CALLBACK_FAILED : CB_OK;
+}
+
+bool Collection::yield_to_host() {
+    if (drive_ != Drive::kHost || !host_pushed_) return false;
+    host_pushed_ = false;
+    return true;
+}
+
+// Each stage ends with marking that may reach host objects. A host-driven
+// collection hands those to the host and resumes at the next stage when the
+// host calls epilogue again; the other drivers mark them inline in drain.
+bool Collection::advance() {
+    for (;;) {
+        switch (stage_) {
+        case Stage::kMarking:
+            drain(0);
+            if (failed_) {
+                abort_before_teardown();
+                return true;
+            }
+            legacy_start();
+            stage_ = Stage::kLegacy;
+            if (yield_to_host()) return false;
+            break;
+        case Stage::kLegacy:
+            drain(0);
+            if (failed_) {
+                abort_before_teardown();
+                return true;
+            }
+            phase_done(CB_PHASE_LEGACY);
+            partition();
+            legacy_finish();
+            handle_weakrefs();
+            finalize();
+            resurrect_start();
+            stage_ = Stage::kResurrect;
+            if (yield_to_host()) return false;
+            break;
+        case Stage::kResurrect:
+            drain(0);
+            resurrect_finish();
+            if (failed_) {
+                abandon_teardown();
+                finish();
+                return true;
+            }
+            clear_garbage();
+            survivors_start();
+            stage_ = Stage::kSurvivors;
+            if (yield_to_host()) return false;
+            break;
+        case Stage::kSurvivors:
+            drain(0);
+            if (failed_) {
+                abandon_teardown();
+                finish();
+                return true;
+            }
+            survivors_finish();
+            sweep();
+            finish();
+            return true;
+        case Stage::kDone:
+            return true;
+        }
+    }
+}
+
+// A traverse threw before the garbage was known: nothing can be freed
+// safely, so the collection ends with the heap as it was.
+void Collection::abort_before_teardown() {
+    for (int g = 0; g <= generation_; ++g)
+        for (Header *h : heap_.generations[g])
+            h->clear(Header::kInCollectedSet | Header::kMarked | Header::kForcedRoot);
+    work_.clear();
+    host_work_.clear();
+    if (drive_ == Drive::kBridge && heap_.host.reset_marks) {
+        try {
+            heap_.host.reset_marks(heap_.host.ctx);
+        } catch (...) {
+            heap_.report(CB_REPORT_CALLBACK_THREW, CB_OK, nullptr, "host reset_marks threw");
+        }
+    }
+    finish();
+}
+
+void Collection::finish() {
+    stage_ = Stage::kDone;
+    auto now = std::chrono::steady_clock::now();
+    stats_.total_ns = ns_between(start_, now);
+
+    // Generation bookkeeping, as CPython's gc_collect_main.
+    for (int g = 0; g <= generation_; ++g) heap_.counts[g] = 0;
+    if (generation_ + 1 < CB_GENERATIONS) heap_.counts[generation_ + 1]++;
+    if (full()) {
+        heap_.long_lived_pending = 0;
+        heap_.long_lived_total = heap_.generations[kGen2].size();
+    }
+
+    heap_.last_stats = stats_;
+    heap_.has_last_stats = true;
+    // Callbacks still see a running collection, so they cannot start one.
+    for (auto [fn, ctx] : std::vector(heap_.callbacks)) {
+        try {
+            fn(ctx, CB_COLLECTION_STOP, &stats_);
+        } catch (...) {
+            heap_.report(CB_REPORT_CALLBACK_THREW, CB_OK, nullptr, "collection callback threw at stop");
+        }
+    }
+    heap_.running = nullptr;
+}
+
+}  // namespace cb

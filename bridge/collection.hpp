@@ -1,0 +1,124 @@
+// One collection, as a state machine that both drivers run:
+//
+//   count      trial deletion over the collected set: gc_refs = count minus
+//              the references the collector sees (trial_deletion.cpp)
+//   mark       from the roots to a fixed point across nodes and, in full
+//              collections, host objects (marking.cpp)
+//   teardown   CPython's order: legacy finalizers set aside, weakrefs
+//              cleared, finalizers, resurrection check, clear, deallocation;
+//              then host objects only garbage held go back to the host
+//              (teardown.cpp)
+//
+// Bridge-driven (and young, and host-less full) collections run start to end
+// in Collection::run. Host-driven collections stop wherever the host must
+// mark its own heap: the host calls prologue, then alternates its marking
+// with trace, then calls epilogue until it reports finished (host_driven.cpp).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+#include "cyclebridge/cyclebridge.h"
+#include "header.hpp"
+
+struct cb_heap;
+namespace cb {
+class Collection;
+}
+
+// The `arg` of every traverse the collector starts, and the visitor handed
+// to host traces. The magic lets cb_visit_host reject a foreign arg.
+struct cb_host_visitor {
+    static constexpr uint64_t kMagic = 0x63796362726467ull;   // "cycbrdg"
+    uint64_t magic = kMagic;
+    cb::Collection *collection = nullptr;
+    bool follow_host = false;
+};
+
+namespace cb {
+
+enum class Drive { kNone, kBridge, kHost };
+
+class Collection {
+public:
+    Collection(cb_heap &heap, int generation, Drive drive, const cb_host_hooks *hooks);
+    ~Collection();
+    Collection(const Collection &) = delete;
+    Collection &operator=(const Collection &) = delete;
+
+    // Runs a whole collection (any drive but kHost).
+    cb_status run();
+
+    // Host-driven steps.
+    void prologue();
+    bool trace(size_t budget);            // true when the node work list is empty
+    cb_status epilogue(bool &finished);
+
+    cb_heap &heap() { return heap_; }
+    cb_collection_stats &stats() { return stats_; }
+    bool full() const { return generation_ == CB_FULL; }
+    Drive drive() const { return drive_; }
+    bool done() const { return stage_ == Stage::kDone; }
+
+    // Called from visits.
+    void mark_node(Header *h);
+    void mark_host(cb_host_ref ref);
+    void traverse_failed(Header *h, const char *phase);
+
+private:
+    enum class Stage { kMarking, kLegacy, kResurrect, kSurvivors, kDone };
+
+    // trial_deletion.cpp
+    void begin();
+    void count();
+    // marking.cpp
+    void scan(Header *h);
+    bool drain(size_t budget);
+    void mark_roots_outside_set();
+    void legacy_start();
+    // teardown.cpp
+    void partition();
+    void legacy_finish();
+    void handle_weakrefs();
+    void finalize();
+    void resurrect_start();
+    void resurrect_finish();
+    void clear_garbage();
+    void survivors_start();
+    void survivors_finish();
+    void sweep();
+    void abandon_teardown();
+    // collection.cpp
+    bool advance();                       // runs stages; false when the host must mark
+    bool yield_to_host();
+    void abort_before_teardown();
+    void finish();
+    void phase_done(cb_phase phase);
+
+    cb_heap &heap_;
+    int generation_;
+    Place dest_;
+    Drive drive_;
+    cb_host_hooks hooks_{};
+    Stage stage_ = Stage::kMarking;
+    bool subtract_host_refs_;
+
+    cb_host_visitor visitor_;
+    std::vector<Header *> work_;
+    std::vector<cb_host_ref> host_work_;
+    bool host_pushed_ = false;
+
+    bool failed_ = false;
+    bool partitioned_ = false;
+    bool ran_user_code_ = false;
+    bool in_legacy_ = false;
+    Header *culprit_ = nullptr;
+    std::vector<std::pair<Header *, Header *>> legacy_kept_;   // node, culprit
+    std::vector<Header *> resurrected_candidates_;
+
+    cb_collection_stats stats_{};
+    std::chrono::steady_clock::time_point start_, phase_start_;
+};
+
+}  // namespace cb

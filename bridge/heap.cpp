@@ -1,0 +1,162 @@
+#include "heap.hpp"
+
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+
+#include "collection.hpp"
+
+using cb::Header;
+
+cb_heap::cb_heap(const cb_heap_options &opts) : options(opts) {
+    automatic = (options.flags & CB_HEAP_NO_AUTO_COLLECT) == 0;
+}
+
+cb_heap::~cb_heap() {
+    for (auto &[obj, record] : externals) delete record;
+    if (live_allocations != 0)
+        report(CB_REPORT_LEAKED_AT_DESTROY, CB_OK, nullptr,
+               "heap destroyed with %llu objects from cb_alloc still allocated",
+               static_cast<unsigned long long>(live_allocations));
+}
+
+cb_status cb_heap::report(cb_report_kind kind, cb_status status, const void *object, const char *fmt, ...) {
+    char message[512];
+    va_list ap;
+    va_start(ap, fmt);
+    std::vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    ++reports;
+    if (running) running->stats().reports++;
+
+    const char *type_name = nullptr;
+    if (object) {
+        // Only name the type when the header can be trusted.
+        auto ext = externals.find(object);
+        if (ext != externals.end()) type_name = types[ext->second->header.type_id()]->name.c_str();
+        else if (ever_intrusive && (!verify() || live_objects.count(object))) {
+            const Header *h = cb::intrusive_header_of(object);
+            if (h->place() != cb::kFreed && h->type_id() < types.size())
+                type_name = types[h->type_id()]->name.c_str();
+        }
+    }
+    cb_report r{kind, status, message, object, type_name};
+    if (report_handler) {
+        report_handler(report_ctx, &r);
+    } else {
+        if (type_name) std::fprintf(stderr, "cyclebridge: %s (type %s)\n", message, type_name);
+        else std::fprintf(stderr, "cyclebridge: %s\n", message);
+    }
+    return status;
+}
+
+Header *cb_heap::checked_header(const void *obj, const char *what) {
+    if (!obj) {
+        misuse(CB_ERR_NULL_ARGUMENT, nullptr, what);
+        return nullptr;
+    }
+    auto ext = externals.find(obj);
+    if (ext != externals.end()) return &ext->second->header;
+    if (verify() ? !live_objects.count(obj) : !ever_intrusive) {
+        misuse(CB_ERR_NOT_A_NODE, obj, what);
+        return nullptr;
+    }
+    Header *h = cb::intrusive_header_of(obj);
+    if (h->place() == cb::kFreed || h->type_id() >= types.size()) {
+        misuse(CB_ERR_NOT_A_NODE, obj, what);
+        return nullptr;
+    }
+    return h;
+}
+
+Header *cb_heap::visited_header(const void *ptr, bool report_invalid) {
+    if (!ptr) return nullptr;
+    if (options.is_node && !options.is_node(options.is_node_ctx, ptr)) return nullptr;
+    if (!externals.empty()) {
+        auto ext = externals.find(ptr);
+        if (ext != externals.end()) return &ext->second->header;
+    }
+    if (verify() ? !live_objects.count(ptr) : !ever_intrusive) {
+        if (report_invalid)
+            report(CB_REPORT_VISIT_INVALID, CB_OK, ptr,
+                   "traverse visited %p, which is not a live object of this heap; ignored", ptr);
+        return nullptr;
+    }
+    Header *h = cb::intrusive_header_of(ptr);
+    if (h->place() == cb::kFreed || h->type_id() >= types.size()) {
+        if (report_invalid)
+            report(CB_REPORT_VISIT_INVALID, CB_OK, ptr, "traverse visited %p, which was freed; ignored", ptr);
+        return nullptr;
+    }
+    return h;
+}
+
+Header *cb_heap::quiet_header(const void *obj) {
+    if (!obj) return nullptr;
+    auto ext = externals.find(obj);
+    if (ext != externals.end()) return &ext->second->header;
+    if (verify() ? !live_objects.count(obj) : !ever_intrusive) return nullptr;
+    Header *h = cb::intrusive_header_of(obj);
+    if (h->place() == cb::kFreed || h->type_id() >= types.size()) return nullptr;
+    return h;
+}
+
+void cb_heap::append(Header *h, cb::Place p) {
+    auto &arr = array_of(p);
+    h->index = static_cast<uint32_t>(arr.size());
+    h->set_place(p);
+    arr.push_back(h);
+}
+
+void cb_heap::remove(Header *h) {
+    cb::Place p = h->place();
+    if (p == cb::kGarbage) {
+        // The garbage list is walked by index while callbacks run: leave a hole.
+        garbage[h->index] = nullptr;
+    } else if (p <= cb::kPermanent) {
+        auto &arr = generations[p];
+        Header *last = arr.back();
+        arr[h->index] = last;
+        last->index = h->index;
+        arr.pop_back();
+    }
+    h->set_place(cb::kUntracked);
+}
+
+void cb_heap::release(Header *h) {
+    intptr_t c = count(h) - 1;
+    set_count(h, c);
+    if (c == 0 && !h->handle_managed()) deallocate(h);
+}
+
+void cb_heap::deallocate(Header *h) {
+    void *obj = cb::object_of(h);
+    if (h->has(Header::kHasWeakrefs)) cb::clear_weakrefs(*this, obj, /*run_callbacks=*/true);
+    const cb_type &type = type_of(h);
+    bool external = h->has(Header::kExternal);
+    if (h->tracked()) remove(h);
+    if (external) {
+        externals.erase(obj);
+        delete reinterpret_cast<cb::ExternalRecord *>(h);
+        if (verify()) live_objects.erase(obj);
+    }
+    if (running) running->stats().freed++;
+    if (type.spec.dealloc) {
+        try {
+            type.spec.dealloc(obj);
+        } catch (...) {
+            report(CB_REPORT_CALLBACK_THREW, CB_OK, nullptr,
+                   "dealloc of an object of type %s threw; its memory may leak", type.name.c_str());
+        }
+    } else if (!external) {
+        free_memory(h);
+    }
+}
+
+void cb_heap::free_memory(Header *h) {
+    void *obj = cb::object_of(h);
+    if (verify()) live_objects.erase(obj);
+    h->meta = (h->meta & ~Header::kPlaceMask) | (uint32_t(cb::kFreed) << Header::kPlaceShift);
+    --live_allocations;
+    std::free(h);
+}

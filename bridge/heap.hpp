@@ -1,0 +1,103 @@
+// The heap: the shadow graph's registry of nodes (generations as dense
+// arrays), counts, host references, reports and collection settings. The
+// collection itself lives in collection.hpp.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "cyclebridge/cyclebridge.h"
+#include "header.hpp"
+#include "type_info.hpp"
+#include "weakrefs.hpp"
+
+namespace cb {
+class Collection;
+}
+
+struct cb_heap {
+    explicit cb_heap(const cb_heap_options &options);
+    ~cb_heap();
+
+    // ---- reports --------------------------------------------------------
+    // Every error goes through here; returns `status` for tail calls.
+    cb_status report(cb_report_kind kind, cb_status status, const void *object, const char *fmt, ...)
+        __attribute__((format(printf, 5, 6)));
+    cb_status misuse(cb_status status, const void *object, const char *what) {
+        return report(CB_REPORT_API_MISUSE, status, object, "%s: %s", what, cb_status_name(status));
+    }
+
+    // ---- types and headers ---------------------------------------------
+    cb_type &type_of(const cb::Header *h) { return *types[h->type_id()]; }
+    const cb_type &type_of(const cb::Header *h) const { return *types[h->type_id()]; }
+    // Header of a pointer handed to the API, or nullptr (reported) when it
+    // is not a live object of this heap as far as can be checked.
+    cb::Header *checked_header(const void *obj, const char *what);
+    // Header of a pointer visited by a traverse: nullptr for non-nodes
+    // (and, with `report`, a report for pointers that cannot be nodes).
+    cb::Header *visited_header(const void *ptr, bool report);
+    // Header of an object of this heap, or nullptr; reports nothing.
+    cb::Header *quiet_header(const void *obj);
+
+    // ---- membership -----------------------------------------------------
+    std::vector<cb::Header *> &array_of(cb::Place p) {
+        return p == cb::kGarbage ? garbage : generations[p];
+    }
+    void append(cb::Header *h, cb::Place p);
+    void remove(cb::Header *h);   // from its array; place becomes untracked
+    void move(cb::Header *h, cb::Place p) { remove(h); append(h, p); }
+
+    // ---- counts -----------------------------------------------------------
+    intptr_t count(cb::Header *h) { return type_of(h).count(cb::object_of(h)); }
+    void set_count(cb::Header *h, intptr_t v) { type_of(h).set_count(cb::object_of(h), v); }
+    // Collector-side hold and release around a callback (CPython's
+    // Py_INCREF/Py_DECREF around tp_clear). Release of a refcounted node to
+    // zero deallocates it.
+    void hold(cb::Header *h) { set_count(h, count(h) + 1); }
+    void release(cb::Header *h);
+    // Untrack, clear weakrefs, run the type's dealloc.
+    void deallocate(cb::Header *h);
+    void free_memory(cb::Header *h);
+
+    // ---- state ------------------------------------------------------------
+    cb_heap_options options;
+    bool verify() const { return (options.flags & CB_HEAP_VERIFY) != 0; }
+
+    std::vector<std::unique_ptr<cb_type>> types;
+    std::array<std::vector<cb::Header *>, 4> generations;   // 0, 1, 2, permanent
+    std::vector<cb::Header *> garbage;                      // the running collection's
+
+    std::unordered_map<const void *, cb::ExternalRecord *> externals;
+    bool ever_intrusive = false;
+    std::unordered_set<const void *> live_objects;          // CB_HEAP_VERIFY only
+    uint64_t live_allocations = 0;
+
+    cb::WeakrefTable weakrefs;
+
+    cb_report_fn report_handler = nullptr;
+    void *report_ctx = nullptr;
+    uint64_t reports = 0;
+
+    // Automatic collection, as CPython's gcstate.
+    bool automatic = true;
+    std::array<uint32_t, CB_GENERATIONS> thresholds{700, 10, 10};
+    std::array<uint64_t, CB_GENERATIONS> counts{0, 0, 0};
+    uint64_t long_lived_total = 0;
+    uint64_t long_lived_pending = 0;
+
+    std::vector<std::pair<cb_collection_callback, void *>> callbacks;
+    std::vector<cb_uncollectable> uncollectable;
+
+    bool has_host = false;
+    cb_host_interface host{};
+
+    cb::Collection *running = nullptr;     // the collection in progress
+    std::unique_ptr<cb::Collection> host_driven;   // owns a host-driven one
+    cb_collection_stats last_stats{};
+    bool has_last_stats = false;
+};

@@ -1,0 +1,145 @@
+// Marking: from the roots to a fixed point, across nodes and host objects.
+//
+// A node is marked when it is in the collected set and not marked yet;
+// nodes outside the set (old generations in a young collection, the
+// permanent generation, nodes made during the collection) are live by
+// definition and only scanned when they may lead back into the set.
+// Host objects go through the host's own mark bit: inline here when the
+// bridge drives, through the host's work list when the host drives.
+#include "collection.hpp"
+#include "heap.hpp"
+
+namespace cb {
+
+namespace {
+
+int visit_mark(void *target, void *arg) {
+    auto *visitor = static_cast<cb_host_visitor *>(arg);
+    Header *h = visitor->collection->heap().visited_header(target, /*report=*/false);
+    if (h) visitor->collection->mark_node(h);
+    return 0;
+}
+
+bool valid(const void *visitor) {
+    return visitor && static_cast<const cb_host_visitor *>(visitor)->magic == cb_host_visitor::kMagic &&
+           static_cast<const cb_host_visitor *>(visitor)->collection;
+}
+
+}  // namespace
+
+void Collection::mark_node(Header *h) {
+    if (!h->has(Header::kInCollectedSet) || h->has(Header::kMarked)) return;
+    h->set(Header::kMarked);
+    work_.push_back(h);
+    if (in_legacy_) legacy_kept_.emplace_back(h, culprit_);
+}
+
+void Collection::mark_host(cb_host_ref ref) {
+    if (!ref) return;
+    try {
+        if (drive_ == Drive::kBridge) {
+            if (heap_.host.mark(heap_.host.ctx, ref)) {
+                host_work_.push_back(ref);
+                stats_.host_marked++;
+            }
+        } else if (drive_ == Drive::kHost) {
+            hooks_.mark_host(hooks_.ctx, ref);
+            host_pushed_ = true;
+            stats_.host_marked++;
+        }
+    } catch (...) {
+        failed_ = true;
+        heap_.report(CB_REPORT_CALLBACK_THREW, CB_ERR_CALLBACK_FAILED, nullptr,
+                     "host mark threw; the collection frees nothing it cannot prove dead");
+    }
+}
+
+void Collection::scan(Header *h) {
+    const cb_type &type = heap_.type_of(h);
+    try {
+        type.spec.traverse(object_of(h), visit_mark, &visitor_);
+    } catch (...) {
+        traverse_failed(h, "marking");
+    }
+}
+
+// Drains the node work list (and, when the bridge drives, the host one).
+// Returns true when nothing is left; budget 0 means no limit.
+bool Collection::drain(size_t budget) {
+    visitor_.follow_host = drive_ != Drive::kNone;
+    size_t done = 0;
+    for (;;) {
+        while (!work_.empty()) {
+            if (budget && done == budget) return false;
+            Header *h = work_.back();
+            work_.pop_back();
+            scan(h);
+            ++done;
+        }
+        if (host_work_.empty()) return true;
+        cb_host_ref ref = host_work_.back();
+        host_work_.pop_back();
+        try {
+            heap_.host.trace(heap_.host.ctx, ref, &visitor_);
+        } catch (...) {
+            failed_ = true;
+            heap_.report(CB_REPORT_CALLBACK_THREW, CB_ERR_CALLBACK_FAILED, nullptr,
+                         "host trace threw; the collection frees nothing it cannot prove dead");
+        }
+    }
+}
+
+// Roots that are not nodes of the set: the permanent generation (its edges
+// into the set are counted, but handle-managed targets and host objects
+// are reached only by tracing), and, in bridge-driven collections, the
+// host's roots.
+void Collection::mark_roots_outside_set() {
+    if (!full()) return;
+    visitor_.follow_host = drive_ != Drive::kNone;
+    auto &permanent = heap_.generations[kPermanent];
+    for (size_t i = 0; i < permanent.size() && !failed_; ++i) scan(permanent[i]);
+    if (drive_ == Drive::kBridge && heap_.host.enumerate_roots) {
+        try {
+            heap_.host.enumerate_roots(heap_.host.ctx, &visitor_);
+        } catch (...) {
+            failed_ = true;
+            heap_.report(CB_REPORT_CALLBACK_THREW, CB_ERR_CALLBACK_FAILED, nullptr,
+                         "host enumerate_roots threw; the collection frees nothing");
+        }
+    }
+}
+
+// CPython's move_legacy_finalizers + move_legacy_finalizer_reachable: a
+// garbage node with a legacy finalizer, and all it reaches, is kept.
+// Marking them here, before garbage is split off, means the host objects
+// they reach stay marked too.
+void Collection::legacy_start() {
+    in_legacy_ = true;
+    for (int g = 0; g <= generation_; ++g) {
+        auto &gen = heap_.generations[g];
+        for (size_t i = 0; i < gen.size(); ++i) {
+            Header *h = gen[i];
+            if (h->has(Header::kMarked) || !heap_.type_of(h).spec.legacy_finalize) continue;
+            culprit_ = h;
+            mark_node(h);
+            // Drain per culprit so each kept node names the culprit reaching it.
+            drain(0);
+        }
+    }
+}
+
+}  // namespace cb
+
+extern "C" void cb_visit_host(void *arg, cb_host_ref ref) {
+    if (!cb::valid(arg)) return;
+    auto *visitor = static_cast<cb_host_visitor *>(arg);
+    if (visitor->follow_host) visitor->collection->mark_host(ref);
+}
+
+extern "C" void cb_host_visit(cb_host_visitor *visitor, cb_host_ref ref) { cb_visit_host(visitor, ref); }
+
+extern "C" void cb_host_visit_node(cb_host_visitor *visitor, void *node) {
+    if (!cb::valid(visitor)) return;
+    cb::Header *h = visitor->collection->heap().visited_header(node, /*report=*/true);
+    if (h) visitor->collection->mark_node(h);
+}

@@ -1,0 +1,236 @@
+// Teardown, in CPython's order (InternalDocs/garbage_collector.md):
+//
+//  1. partition     survivors join the destination generation; the
+//                   unreachable nodes form the garbage list
+//  2. legacy        what legacy finalizers keep (marked earlier) goes to the
+//                   uncollectable list, held by the heap
+//  3. weakrefs      every weakref to garbage is cleared before any user code
+//                   can see a half-torn-down object; a callback runs only if
+//                   its holder is not garbage
+//  4. finalize      each finalizer at most once, with its object held
+//  5. resurrect     trial deletion again over the garbage: what user code
+//                   made reachable survives (trial_deletion.cpp)
+//  6. clear         clear runs with the object held; counts reaching zero
+//                   deallocate
+//  7. survivors     garbage still alive after clear (held by dead host
+//                   objects, resurrected by clear, or without a clear) is
+//                   kept, and so is what it still reaches: handle-managed
+//                   nodes and host objects; the remaining handle-managed
+//                   garbage is deallocated
+//  8. sweep         the host reclaims its unmarked objects, last, so no host
+//                   object dies before the foreign code that could touch it
+//
+// The garbage list is walked by index and re-read after every callback:
+// any callback may deallocate garbage, which leaves a hole.
+#include "collection.hpp"
+#include "heap.hpp"
+
+namespace cb {
+
+void Collection::partition() {
+    in_legacy_ = false;
+    std::vector<Header *> survivors;
+    if (int(dest_) > generation_) survivors = std::move(heap_.generations[dest_]);
+    size_t before = survivors.size();
+    heap_.garbage.clear();
+    for (int g = 0; g <= generation_; ++g) {
+        for (Header *h : heap_.generations[g]) {
+            // Nodes tracked while marking ran are not in the set: live.
+            if (h->has(Header::kMarked) || !h->has(Header::kInCollectedSet)) {
+                h->clear(Header::kMarked | Header::kInCollectedSet | Header::kForcedRoot);
+                h->set_place(dest_);
+                h->index = static_cast<uint32_t>(survivors.size());
+                survivors.push_back(h);
+            } else {
+                h->set_place(kGarbage);
+                h->index = static_cast<uint32_t>(heap_.garbage.size());
+                heap_.garbage.push_back(h);
+            }
+        }
+        heap_.generations[g].clear();
+    }
+    if (dest_ == kGen2 && !full()) heap_.long_lived_pending += survivors.size() - before;
+    heap_.generations[dest_] = std::move(survivors);
+    stats_.garbage = heap_.garbage.size() + legacy_kept_.size();
+    partitioned_ = true;
+}
+
+void Collection::legacy_finish() {
+    for (auto [h, culprit] : legacy_kept_) {
+        bool own = heap_.type_of(h).spec.legacy_finalize != nullptr;
+        heap_.hold(h);
+        h->set(Header::kHeld);
+        heap_.uncollectable.push_back(
+            {object_of(h), own ? CB_UNCOLLECTABLE_LEGACY_FINALIZER : CB_UNCOLLECTABLE_REACHABLE_FROM_LEGACY,
+             object_of(own ? h : culprit)});
+        stats_.uncollectable++;
+    }
+    legacy_kept_.clear();
+}
+
+void Collection::handle_weakrefs() {
+    auto holder_survives = [&](void *holder) {
+        Header *h = heap_.quiet_header(holder);
+        return !h || h->place() != kGarbage;
+    };
+    std::vector<cb_weakref *> queue;
+    for (Header *h : heap_.garbage) {
+        if (!h || !h->has(Header::kHasWeakrefs)) continue;
+        auto refs = heap_.weakrefs.detach_all(object_of(h));
+        h->clear(Header::kHasWeakrefs);
+        stats_.weakrefs_cleared += refs.size();
+        for (cb_weakref *r : refs) {
+            if (r->callback && !r->free_requested && holder_survives(r->holder)) {
+                r->queued = true;
+                queue.push_back(r);
+            }
+        }
+    }
+    // Only now, with every weakref to garbage cleared, may user code run.
+    for (cb_weakref *r : queue) {
+        if (!r->free_requested) {
+            Header *holder = heap_.quiet_header(r->holder);
+            if (holder) heap_.hold(holder);
+            try {
+                r->callback(r, r->data);
+            } catch (...) {
+                heap_.report(CB_REPORT_CALLBACK_THREW, CB_OK, r->holder, "weakref callback threw");
+            }
+            stats_.weakref_callbacks++;
+            ran_user_code_ = true;
+            if (holder) heap_.release(holder);
+        }
+        r->queued = false;
+        if (r->free_requested) delete r;
+    }
+    phase_done(CB_PHASE_WEAKREFS);
+}
+
+void Collection::finalize() {
+    auto &garbage = heap_.garbage;
+    for (size_t i = 0; i < garbage.size(); ++i) {
+        Header *h = garbage[i];
+        if (!h || h->has(Header::kFinalized)) continue;
+        const cb_type &type = heap_.type_of(h);
+        if (!type.spec.finalize) continue;
+        h->set(Header::kFinalized);
+        heap_.hold(h);
+        try {
+            type.spec.finalize(object_of(h));
+        } catch (...) {
+            heap_.report(CB_REPORT_CALLBACK_THREW, CB_OK, object_of(h), "finalizer threw");
+        }
+        stats_.finalized++;
+        ran_user_code_ = true;
+        heap_.release(h);
+    }
+    phase_done(CB_PHASE_FINALIZE);
+}
+
+void Collection::resurrect_finish() {
+    auto &garbage = heap_.garbage;
+    for (size_t i = 0; i < garbage.size(); ++i) {
+        Header *h = garbage[i];
+        if (!h || !h->has(Header::kMarked)) continue;
+        h->clear(Header::kMarked | Header::kInCollectedSet | Header::kForcedRoot);
+        heap_.move(h, dest_);
+        stats_.resurrected++;
+    }
+    phase_done(CB_PHASE_RESURRECT);
+}
+
+void Collection::clear_garbage() {
+    auto &garbage = heap_.garbage;
+    // Weakrefs that finalizers made to what stays garbage: cleared without
+    // callbacks, which could otherwise see a half-cleared object.
+    for (Header *h : garbage) {
+        if (!h || !h->has(Header::kHasWeakrefs)) continue;
+        stats_.weakrefs_cleared += heap_.weakrefs.detach_all(object_of(h)).size();
+        h->clear(Header::kHasWeakrefs);
+    }
+    for (size_t i = 0; i < garbage.size(); ++i) {
+        Header *h = garbage[i];
+        if (!h) continue;
+        const cb_type &type = heap_.type_of(h);
+        if (!type.spec.clear) continue;
+        heap_.hold(h);
+        try {
+            type.spec.clear(object_of(h));
+        } catch (...) {
+            heap_.report(CB_REPORT_CALLBACK_THREW, CB_OK, object_of(h), "clear threw");
+        }
+        heap_.release(h);
+    }
+}
+
+void Collection::survivors_start() {
+    auto &garbage = heap_.garbage;
+    std::vector<Header *> survivors;
+    for (Header *h : garbage) {
+        if (!h) continue;
+        intptr_t c = heap_.count(h);
+        if (h->handle_managed() && c <= 0) continue;   // freed in survivors_finish unless reached
+        // References from dead host objects are dropped by the host's sweep;
+        // anything more means clear left the object alive.
+        intptr_t dead_host = subtract_host_refs_ && !h->handle_managed() ? intptr_t(h->host_refs) : 0;
+        if (c > dead_host)
+            heap_.report(CB_REPORT_SURVIVED_CLEAR, CB_OK, object_of(h),
+                         "garbage %p is still referenced after clear (count %ld); kept", object_of(h), long(c));
+        h->set(Header::kMarked);
+        survivors.push_back(h);
+    }
+    visitor_.follow_host = drive_ != Drive::kNone;
+    for (Header *h : survivors) scan(h);
+}
+
+void Collection::survivors_finish() {
+    auto &garbage = heap_.garbage;
+    for (size_t i = 0; i < garbage.size(); ++i) {
+        Header *h = garbage[i];
+        if (!h) continue;
+        if (h->has(Header::kMarked) || !h->handle_managed()) {
+            h->clear(Header::kMarked | Header::kInCollectedSet | Header::kForcedRoot);
+            heap_.move(h, dest_);
+        } else {
+            h->clear(Header::kInCollectedSet);
+            heap_.deallocate(h);
+        }
+    }
+    garbage.clear();
+    phase_done(CB_PHASE_CLEAR);
+}
+
+void Collection::sweep() {
+    if (drive_ == Drive::kBridge && full()) {
+        try {
+            heap_.host.sweep(heap_.host.ctx);
+        } catch (...) {
+            heap_.report(CB_REPORT_CALLBACK_THREW, CB_OK, nullptr, "host sweep threw");
+        }
+    }
+    phase_done(CB_PHASE_SWEEP);
+}
+
+// A traverse threw after the garbage was split off: keep all that is left,
+// and do not let the host sweep on marks that may be incomplete.
+void Collection::abandon_teardown() {
+    auto &garbage = heap_.garbage;
+    for (size_t i = 0; i < garbage.size(); ++i) {
+        Header *h = garbage[i];
+        if (!h) continue;
+        h->clear(Header::kMarked | Header::kInCollectedSet | Header::kForcedRoot);
+        heap_.move(h, dest_);
+    }
+    garbage.clear();
+    work_.clear();
+    host_work_.clear();
+    if (drive_ == Drive::kBridge && full() && heap_.host.reset_marks) {
+        try {
+            heap_.host.reset_marks(heap_.host.ctx);
+        } catch (...) {
+            heap_.report(CB_REPORT_CALLBACK_THREW, CB_OK, nullptr, "host reset_marks threw");
+        }
+    }
+}
+
+}  // namespace cb

@@ -1,0 +1,153 @@
+// Trial deletion (CPython's update_refs + subtract_refs): for every node in
+// the collected set, gc_refs starts at its count and loses one for every
+// reference the collector can see from another node of the set (and, in
+// full collections with a host, from host objects). What is left are
+// references from outside: the node is a root when gc_refs > 0.
+//
+// Handle-managed nodes are not counted by their referrers: their count is
+// their open handles and globals, which are roots by definition. In young
+// collections they are roots outright, since references from old nodes to
+// them are invisible without a write barrier.
+#include <algorithm>
+
+#include "collection.hpp"
+#include "heap.hpp"
+
+namespace cb {
+
+namespace {
+
+uint32_t saturate(intptr_t v) {
+    return v >= intptr_t(kCountSaturated) ? kCountSaturated : static_cast<uint32_t>(v);
+}
+
+int visit_subtract(void *target, void *arg) {
+    auto *visitor = static_cast<cb_host_visitor *>(arg);
+    cb_heap &heap = visitor->collection->heap();
+    Header *h = heap.visited_header(target, /*report=*/true);
+    if (!h) return 0;
+    if (!h->has(Header::kInCollectedSet)) {
+        if (h->place() == kUntracked)
+            heap.report(CB_REPORT_VISIT_UNTRACKED, CB_OK, target,
+                        "traverse visited %p, which is not tracked; ignored", target);
+        return 0;
+    }
+    if (h->handle_managed()) return 0;
+    if (h->gc_refs == 0) {
+        if (!h->has(Header::kForcedRoot))
+            heap.report(CB_REPORT_REFS_EXCEED_COUNT, CB_OK, target,
+                        "more references to %p were visited than its count holds; kept alive", target);
+        h->set(Header::kForcedRoot);
+        return 0;
+    }
+    if (h->gc_refs != kCountSaturated) --h->gc_refs;
+    return 0;
+}
+
+}  // namespace
+
+void Collection::begin() {
+    start_ = phase_start_ = std::chrono::steady_clock::now();
+    for (auto [fn, ctx] : std::vector(heap_.callbacks)) {
+        try {
+            fn(ctx, CB_COLLECTION_START, &stats_);
+        } catch (...) {
+            heap_.report(CB_REPORT_CALLBACK_THREW, CB_OK, nullptr, "collection callback threw at start");
+        }
+    }
+}
+
+void Collection::count() {
+    const bool young = !full();
+    for (int g = 0; g <= generation_; ++g) {
+        for (Header *h : heap_.generations[g]) {
+            h->clear(Header::kMarked | Header::kForcedRoot);
+            h->set(Header::kInCollectedSet);
+            intptr_t c = heap_.count(h);
+            if (c < 0) {
+                heap_.report(CB_REPORT_REFS_EXCEED_COUNT, CB_OK, object_of(h),
+                             "count of %p is negative (%ld); kept alive", object_of(h), long(c));
+                h->set(Header::kForcedRoot);
+                c = 0;
+            }
+            if (h->handle_managed()) {
+                if (young) h->set(Header::kForcedRoot);
+                h->gc_refs = saturate(c + (subtract_host_refs_ ? 0 : intptr_t(h->host_refs)));
+            } else {
+                intptr_t external = c - (subtract_host_refs_ ? intptr_t(h->host_refs) : 0);
+                if (external < 0) {
+                    heap_.report(CB_REPORT_REFS_EXCEED_COUNT, CB_OK, object_of(h),
+                                 "host references to %p exceed its count; kept alive", object_of(h));
+                    h->set(Header::kForcedRoot);
+                    external = 0;
+                }
+                h->gc_refs = saturate(external);
+            }
+        }
+        stats_.examined += heap_.generations[g].size();
+    }
+
+    visitor_.follow_host = false;
+    for (int g = 0; g <= generation_ && !failed_; ++g) {
+        // A traverse may (wrongly) track or untrack: walk by index.
+        auto &gen = heap_.generations[g];
+        for (size_t i = 0; i < gen.size(); ++i) {
+            Header *h = gen[i];
+            const cb_type &type = heap_.type_of(h);
+            try {
+                type.spec.traverse(object_of(h), visit_subtract, &visitor_);
+            } catch (...) {
+                traverse_failed(h, "trial deletion");
+                break;
+            }
+        }
+    }
+    phase_done(CB_PHASE_COUNT);
+    if (failed_) return;
+
+    for (int g = 0; g <= generation_; ++g) {
+        for (Header *h : heap_.generations[g]) {
+            if (h->gc_refs > 0 || h->has(Header::kForcedRoot)) {
+                stats_.roots++;
+                mark_node(h);
+            }
+        }
+    }
+}
+
+// CPython's handle_resurrected_objects: after user code ran, trial deletion
+// again over the garbage alone. A garbage node with references from outside
+// the garbage was resurrected, and so is all it reaches (marked in drain).
+void Collection::resurrect_start() {
+    if (!ran_user_code_) return;
+    auto &garbage = heap_.garbage;
+    for (Header *h : garbage) {
+        if (!h) continue;
+        intptr_t c = heap_.count(h);
+        intptr_t host = intptr_t(h->host_refs);
+        intptr_t external = h->handle_managed() ? c + (subtract_host_refs_ ? 0 : host)
+                                                : c - (subtract_host_refs_ ? host : 0);
+        h->gc_refs = saturate(external < 0 ? 0 : external);
+    }
+    visitor_.follow_host = false;
+    for (size_t i = 0; i < garbage.size() && !failed_; ++i) {
+        Header *h = garbage[i];
+        if (!h) continue;
+        try {
+            heap_.type_of(h).spec.traverse(object_of(h), visit_subtract, &visitor_);
+        } catch (...) {
+            traverse_failed(h, "the resurrection check");
+        }
+    }
+    if (failed_) return;
+    for (Header *h : garbage)
+        if (h && (h->gc_refs > 0 || h->has(Header::kForcedRoot))) mark_node(h);
+}
+
+void Collection::traverse_failed(Header *h, const char *phase) {
+    failed_ = true;
+    heap_.report(CB_REPORT_CALLBACK_THREW, CB_ERR_CALLBACK_FAILED, object_of(h),
+                 "traverse threw during %s; the collection frees nothing it cannot prove dead", phase);
+}
+
+}  // namespace cb

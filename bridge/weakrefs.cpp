@@ -1,0 +1,86 @@
+#include "weakrefs.hpp"
+
+#include "collection.hpp"
+
+namespace cb {
+
+WeakrefTable::~WeakrefTable() {
+    // Weakrefs still registered belong to their owners; only forget them.
+    for (auto &[target, ref] : heads_) {
+        for (cb_weakref *r = ref; r; r = r->next) r->target = nullptr;
+    }
+}
+
+void WeakrefTable::add(cb_weakref *ref) {
+    auto [tail_it, inserted] = tails_.try_emplace(ref->target, ref);
+    if (inserted) {
+        heads_[ref->target] = ref;
+        return;
+    }
+    cb_weakref *tail = tail_it->second;
+    tail->next = ref;
+    ref->prev = tail;
+    tail_it->second = ref;
+}
+
+void WeakrefTable::unlink(cb_weakref *ref) {
+    if (!ref->target) return;
+    const void *target = ref->target;
+    if (ref->prev) ref->prev->next = ref->next;
+    else if (ref->next) heads_[target] = ref->next;
+    else heads_.erase(target);
+    if (ref->next) ref->next->prev = ref->prev;
+    else if (ref->prev) tails_[target] = ref->prev;
+    else tails_.erase(target);
+    ref->prev = ref->next = nullptr;
+    ref->target = nullptr;
+}
+
+std::vector<cb_weakref *> WeakrefTable::detach_all(const void *target) {
+    std::vector<cb_weakref *> out;
+    auto it = heads_.find(target);
+    if (it == heads_.end()) return out;
+    for (cb_weakref *r = it->second; r;) {
+        cb_weakref *next = r->next;
+        r->prev = r->next = nullptr;
+        r->target = nullptr;
+        out.push_back(r);
+        r = next;
+    }
+    heads_.erase(it);
+    tails_.erase(target);
+    return out;
+}
+
+}  // namespace cb
+
+#include "heap.hpp"
+
+namespace cb {
+
+void clear_weakrefs(cb_heap &heap, void *obj, bool run_callbacks) {
+    if (Header *h = heap.quiet_header(obj)) h->clear(Header::kHasWeakrefs);
+    std::vector<cb_weakref *> refs = heap.weakrefs.detach_all(obj);
+    if (!run_callbacks) return;
+    for (cb_weakref *r : refs) r->queued = r->callback != nullptr;
+    for (cb_weakref *r : refs) {
+        if (!r->queued) continue;
+        // A holder in a running collection's garbage may be half cleared
+        // already: its callback must not run (CPython, bpo-38006).
+        Header *holder = heap.quiet_header(r->holder);
+        if (!r->free_requested && !(holder && holder->place() == kGarbage)) {
+            if (holder) heap.hold(holder);
+            try {
+                r->callback(r, r->data);
+            } catch (...) {
+                heap.report(CB_REPORT_CALLBACK_THREW, CB_OK, r->holder, "weakref callback threw");
+            }
+            if (heap.running) heap.running->stats().weakref_callbacks++;
+            if (holder) heap.release(holder);
+        }
+        r->queued = false;
+        if (r->free_requested) delete r;
+    }
+}
+
+}  // namespace cb

@@ -1,0 +1,48 @@
+// Weak references: each target's weakrefs in an intrusive list, found
+// through a side table only for nodes flagged kHasWeakrefs, so objects
+// without weakrefs pay nothing.
+#pragma once
+
+#include <unordered_map>
+#include <vector>
+
+#include "cyclebridge/cyclebridge.h"
+
+struct cb_heap;
+
+struct cb_weakref {
+    void *target;              // NULL once cleared
+    void *holder;              // node owning the weakref, or NULL
+    cb_weakref_callback callback;
+    void *data;
+    cb_weakref *prev = nullptr;
+    cb_weakref *next = nullptr;
+    bool queued = false;       // its callback is pending in a collection
+    bool free_requested = false;
+};
+
+namespace cb {
+
+class WeakrefTable {
+public:
+    ~WeakrefTable();
+    void add(cb_weakref *ref);
+    // Unlinks ref from its target's list (if still linked).
+    void unlink(cb_weakref *ref);
+    // Detaches every weakref to target, setting their target to NULL, and
+    // returns them in creation order.
+    std::vector<cb_weakref *> detach_all(const void *target);
+    bool has(const void *target) const { return heads_.count(target) != 0; }
+    size_t targets() const { return heads_.size(); }
+
+private:
+    std::unordered_map<const void *, cb_weakref *> heads_;   // target -> first ref
+    std::unordered_map<const void *, cb_weakref *> tails_;   // target -> last ref
+};
+
+// Clears every weakref to obj (a dealloc, or cb_clear_weakrefs). With
+// run_callbacks, each callback runs with its holder held, as CPython's
+// PyObject_ClearWeakRefs does.
+void clear_weakrefs(cb_heap &heap, void *obj, bool run_callbacks);
+
+}  // namespace cb
