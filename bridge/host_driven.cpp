@@ -18,6 +18,9 @@ bool Collection::trace(size_t budget) { return drain(budget); }
 
 cb_status Collection::epilogue(bool &finished) {
     if (stage_ == Stage::kMarking) phase_done(CB_PHASE_MARK);
+    // The host calls epilogue with its work list drained: what it was
+    // handed so far is marked.
+    host_pushed_ = false;
     finished = advance();
     return failed_ ? CB_ERR_CALLBACK_FAILED : CB_OK;
 }
