@@ -38,7 +38,7 @@ cb_heap *cb_heap_new(const cb_heap_options *options) {
 
 void cb_heap_destroy(cb_heap *heap) {
     if (!heap) return;
-    if (heap->running && !heap->host_driven) {
+    if (heap->running) {
         heap->misuse(CB_ERR_BUSY, nullptr, "cb_heap_destroy during a collection (ignored)");
         return;
     }
@@ -92,7 +92,8 @@ cb_status cb_collect_if_due(cb_heap *heap);
 void *cb_alloc(cb_heap *heap, const cb_type *type, size_t size) {
     if (!heap) return nullptr;
     if (!owns_type(heap, type)) {
-        heap->misuse(CB_ERR_BAD_ARGUMENT, nullptr, "cb_alloc: type not registered with this heap");
+        heap->misuse(type ? CB_ERR_BAD_ARGUMENT : CB_ERR_NULL_ARGUMENT, nullptr,
+                     "cb_alloc: type not registered with this heap");
         return nullptr;
     }
     if (type->spec.count_offset >= 0 && size_t(type->spec.count_offset) + sizeof(intptr_t) > size) {
@@ -162,7 +163,7 @@ cb_status cb_free(cb_heap *heap, void *obj) {
 
 cb_status cb_track_external(cb_heap *heap, const cb_type *type, void *obj) {
     if (!heap) return CB_ERR_NULL_ARGUMENT;
-    if (!obj) return heap->misuse(CB_ERR_NULL_ARGUMENT, nullptr, "cb_track_external");
+    if (!obj || !type) return heap->misuse(CB_ERR_NULL_ARGUMENT, obj, "cb_track_external");
     if (!owns_type(heap, type))
         return heap->misuse(CB_ERR_BAD_ARGUMENT, obj, "cb_track_external: type not registered with this heap");
     if (heap->externals.count(obj)) return heap->misuse(CB_ERR_ALREADY_TRACKED, obj, "cb_track_external");
@@ -276,6 +277,7 @@ cb_status cb_host_release(cb_heap *heap, void *obj) {
         return heap->misuse(CB_ERR_UNDERFLOW, obj, "cb_host_release");
     h->host_refs--;
     if (!h->handle_managed()) heap->release(h);
+    else if (h->host_refs == 0 && h->has(Header::kCondemned) && heap->count(h) <= 0) heap->deallocate(h);
     return CB_OK;
 }
 

@@ -66,22 +66,25 @@ bool Collection::advance() {
                 abort_before_teardown();
                 return true;
             }
-            legacy_start();
+            find_legacy_culprits();
             stage_ = Stage::kLegacy;
-            if (yield_to_host()) return false;
             break;
         case Stage::kLegacy:
             drain(0);
+            // One host round per culprit, so each kept node names its own.
+            while (mark_next_culprit())
+                if (yield_to_host()) return false;
             if (failed_) {
                 abort_before_teardown();
                 return true;
             }
-            phase_done(CB_PHASE_LEGACY);
             partition();
             legacy_finish();
+            phase_done(CB_PHASE_LEGACY);
             handle_weakrefs();
             finalize();
             resurrect_start();
+            drain(0);   // hands what it reaches in the host to the host
             stage_ = Stage::kResurrect;
             if (yield_to_host()) return false;
             break;
@@ -95,6 +98,7 @@ bool Collection::advance() {
             }
             clear_garbage();
             survivors_start();
+            drain(0);   // hands what it reaches in the host to the host
             stage_ = Stage::kSurvivors;
             if (yield_to_host()) return false;
             break;
@@ -149,13 +153,7 @@ void Collection::finish() {
     heap_.last_stats = stats_;
     heap_.has_last_stats = true;
     // Callbacks still see a running collection, so they cannot start one.
-    for (auto [fn, ctx] : std::vector(heap_.callbacks)) {
-        try {
-            fn(ctx, CB_COLLECTION_STOP, &stats_);
-        } catch (...) {
-            heap_.report(CB_REPORT_CALLBACK_THREW, CB_OK, nullptr, "collection callback threw at stop");
-        }
-    }
+    heap_.notify(CB_COLLECTION_STOP, stats_);
     heap_.running = nullptr;
 }
 

@@ -72,11 +72,13 @@ private:
     // trial_deletion.cpp
     void begin();
     void count();
+    void recount_garbage();
     // marking.cpp
     void scan(Header *h);
     bool drain(size_t budget);
     void mark_roots_outside_set();
-    void legacy_start();
+    void find_legacy_culprits();
+    bool mark_next_culprit();
     // teardown.cpp
     void partition();
     void legacy_finish();
@@ -114,6 +116,8 @@ private:
     bool ran_user_code_ = false;
     bool in_legacy_ = false;
     Header *culprit_ = nullptr;
+    std::vector<Header *> culprits_;
+    size_t next_culprit_ = 0;
     std::vector<std::pair<Header *, Header *>> legacy_kept_;   // node, culprit
     std::vector<Header *> resurrected_candidates_;
 

@@ -45,6 +45,9 @@ struct Header {
     static constexpr uint32_t kForcedRoot = 1u << 28;    // inconsistent count or host acquire during teardown
     static constexpr uint32_t kHeld = 1u << 29;          // held by the uncollectable list
     static constexpr uint32_t kInCollectedSet = 1u << 30;
+    // Handle-managed garbage still held by dead host objects: deallocated
+    // when the host's sweep releases the last of them.
+    static constexpr uint32_t kCondemned = 1u << 31;
 
     uint32_t type_id() const { return meta & kTypeMask; }
     Place place() const { return Place((meta & kPlaceMask) >> kPlaceShift); }

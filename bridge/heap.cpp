@@ -1,5 +1,6 @@
 #include "heap.hpp"
 
+#include <algorithm>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -48,6 +49,19 @@ cb_status cb_heap::report(cb_report_kind kind, cb_status status, const void *obj
         else std::fprintf(stderr, "cyclebridge: %s\n", message);
     }
     return status;
+}
+
+void cb_heap::notify(cb_collection_event event, const cb_collection_stats &stats) {
+    auto round = callbacks;
+    for (auto entry : round) {
+        if (std::find(callbacks.begin(), callbacks.end(), entry) == callbacks.end()) continue;
+        try {
+            entry.first(entry.second, event, &stats);
+        } catch (...) {
+            report(CB_REPORT_CALLBACK_THREW, CB_OK, nullptr, "collection callback threw at %s",
+                   event == CB_COLLECTION_START ? "start" : "stop");
+        }
+    }
 }
 
 Header *cb_heap::checked_header(const void *obj, const char *what) {
@@ -134,7 +148,10 @@ void cb_heap::deallocate(Header *h) {
     if (h->has(Header::kHasWeakrefs)) cb::clear_weakrefs(*this, obj, /*run_callbacks=*/true);
     const cb_type &type = type_of(h);
     bool external = h->has(Header::kExternal);
-    if (h->tracked()) remove(h);
+    if (h->tracked()) {
+        remove(h);
+        if (counts[0] > 0) counts[0]--;
+    }
     if (external) {
         externals.erase(obj);
         delete reinterpret_cast<cb::ExternalRecord *>(h);

@@ -91,6 +91,9 @@ struct cb_heap {
     uint64_t long_lived_pending = 0;
 
     std::vector<std::pair<cb_collection_callback, void *>> callbacks;
+    // Calls the collection callbacks; one removed by an earlier one in the
+    // same round is not called.
+    void notify(cb_collection_event event, const cb_collection_stats &stats);
     std::vector<cb_uncollectable> uncollectable;
 
     bool has_host = false;

@@ -111,21 +111,28 @@ void Collection::mark_roots_outside_set() {
 
 // CPython's move_legacy_finalizers + move_legacy_finalizer_reachable: a
 // garbage node with a legacy finalizer, and all it reaches, is kept.
-// Marking them here, before garbage is split off, means the host objects
-// they reach stay marked too.
-void Collection::legacy_start() {
+// Marking them before garbage is split off keeps the host objects they
+// reach marked too. Each culprit is marked to a fixed point (host rounds
+// included) before the next, so every kept node names a culprit that
+// reaches it.
+void Collection::find_legacy_culprits() {
+    for (int g = 0; g <= generation_; ++g)
+        for (Header *h : heap_.generations[g])
+            if (!h->has(Header::kMarked) && heap_.type_of(h).spec.legacy_finalize) culprits_.push_back(h);
     in_legacy_ = true;
-    for (int g = 0; g <= generation_; ++g) {
-        auto &gen = heap_.generations[g];
-        for (size_t i = 0; i < gen.size(); ++i) {
-            Header *h = gen[i];
-            if (h->has(Header::kMarked) || !heap_.type_of(h).spec.legacy_finalize) continue;
-            culprit_ = h;
-            mark_node(h);
-            // Drain per culprit so each kept node names the culprit reaching it.
-            drain(0);
-        }
+}
+
+// Marks from the next culprit; false when there is none left.
+bool Collection::mark_next_culprit() {
+    while (next_culprit_ < culprits_.size()) {
+        Header *h = culprits_[next_culprit_++];
+        if (h->has(Header::kMarked)) continue;   // kept already, by an earlier culprit
+        culprit_ = h;
+        mark_node(h);
+        drain(0);
+        return true;
     }
+    return false;
 }
 
 }  // namespace cb

@@ -12,11 +12,11 @@
 //                   made reachable survives (trial_deletion.cpp)
 //  6. clear         clear runs with the object held; counts reaching zero
 //                   deallocate
-//  7. survivors     garbage still alive after clear (held by dead host
-//                   objects, resurrected by clear, or without a clear) is
-//                   kept, and so is what it still reaches: handle-managed
-//                   nodes and host objects; the remaining handle-managed
-//                   garbage is deallocated
+//  7. survivors     garbage still alive after clear: referenced from outside
+//                   the garbage (reported, kept with all it reaches), or
+//                   held only by garbage and dead host objects (what it
+//                   still reaches is kept); unreached handle-managed
+//                   garbage is deallocated, and its counts released
 //  8. sweep         the host reclaims its unmarked objects, last, so no host
 //                   object dies before the foreign code that could touch it
 //
@@ -37,7 +37,7 @@ void Collection::partition() {
         for (Header *h : heap_.generations[g]) {
             // Nodes tracked while marking ran are not in the set: live.
             if (h->has(Header::kMarked) || !h->has(Header::kInCollectedSet)) {
-                h->clear(Header::kMarked | Header::kInCollectedSet | Header::kForcedRoot);
+                h->clear(Header::kMarked | Header::kInCollectedSet | Header::kForcedRoot | Header::kCondemned);
                 h->set_place(dest_);
                 h->index = static_cast<uint32_t>(survivors.size());
                 survivors.push_back(h);
@@ -163,38 +163,56 @@ void Collection::clear_garbage() {
     }
 }
 
+// Garbage still alive after clear. Trial deletion over what is left tells
+// why: references from outside the garbage mean clear (or code it ran)
+// resurrected the node, which is reported and kept with all it reaches.
+// Otherwise only other garbage or dead host objects hold it, and the
+// cascade of deallocations below, or the host's sweep, frees it.
 void Collection::survivors_start() {
+    recount_garbage();
+    if (failed_) return;
     auto &garbage = heap_.garbage;
-    std::vector<Header *> survivors;
     for (Header *h : garbage) {
-        if (!h) continue;
-        intptr_t c = heap_.count(h);
-        if (h->handle_managed() && c <= 0) continue;   // freed in survivors_finish unless reached
-        // References from dead host objects are dropped by the host's sweep;
-        // anything more means clear left the object alive.
-        intptr_t dead_host = subtract_host_refs_ && !h->handle_managed() ? intptr_t(h->host_refs) : 0;
-        if (c > dead_host)
-            heap_.report(CB_REPORT_SURVIVED_CLEAR, CB_OK, object_of(h),
-                         "garbage %p is still referenced after clear (count %ld); kept", object_of(h), long(c));
-        h->set(Header::kMarked);
-        survivors.push_back(h);
+        if (!h || !(h->gc_refs > 0 || h->has(Header::kForcedRoot))) continue;
+        heap_.report(CB_REPORT_SURVIVED_CLEAR, CB_OK, object_of(h),
+                     "garbage %p is referenced from outside the garbage after clear; kept", object_of(h));
+        h->set(Header::kForcedRoot);   // reported
+        mark_node(h);
     }
+    // Refcounted garbage that stays alive until the cascade or the sweep
+    // still has whatever edges its clear left: what those reach must not be
+    // freed under it.
     visitor_.follow_host = drive_ != Drive::kNone;
-    for (Header *h : survivors) scan(h);
+    for (size_t i = 0; i < garbage.size(); ++i) {
+        Header *h = garbage[i];
+        if (h && !h->handle_managed() && !h->has(Header::kMarked)) scan(h);
+    }
 }
 
 void Collection::survivors_finish() {
     auto &garbage = heap_.garbage;
+    // Unreached handle-managed garbage goes first: its dealloc releases the
+    // counts it holds, which frees refcounted garbage it kept alive.
+    for (size_t i = 0; i < garbage.size(); ++i) {
+        Header *h = garbage[i];
+        if (!h || !h->handle_managed() || h->has(Header::kMarked)) continue;
+        if (h->host_refs > 0) {
+            // Dead host objects still point here; their sweep releases it.
+            h->set(Header::kCondemned);
+            continue;
+        }
+        h->clear(Header::kInCollectedSet);
+        heap_.deallocate(h);
+    }
     for (size_t i = 0; i < garbage.size(); ++i) {
         Header *h = garbage[i];
         if (!h) continue;
-        if (h->has(Header::kMarked) || !h->handle_managed()) {
-            h->clear(Header::kMarked | Header::kInCollectedSet | Header::kForcedRoot);
-            heap_.move(h, dest_);
-        } else {
-            h->clear(Header::kInCollectedSet);
-            heap_.deallocate(h);
-        }
+        intptr_t dead_host = subtract_host_refs_ ? intptr_t(h->host_refs) : 0;
+        if (!h->has(Header::kForcedRoot) && !h->handle_managed() && heap_.count(h) > dead_host)
+            heap_.report(CB_REPORT_SURVIVED_CLEAR, CB_OK, object_of(h),
+                         "garbage %p survives: no clear broke the cycle holding it", object_of(h));
+        h->clear(Header::kMarked | Header::kInCollectedSet | Header::kForcedRoot);
+        heap_.move(h, dest_);
     }
     garbage.clear();
     phase_done(CB_PHASE_CLEAR);

@@ -48,13 +48,7 @@ int visit_subtract(void *target, void *arg) {
 
 void Collection::begin() {
     start_ = phase_start_ = std::chrono::steady_clock::now();
-    for (auto [fn, ctx] : std::vector(heap_.callbacks)) {
-        try {
-            fn(ctx, CB_COLLECTION_START, &stats_);
-        } catch (...) {
-            heap_.report(CB_REPORT_CALLBACK_THREW, CB_OK, nullptr, "collection callback threw at start");
-        }
-    }
+    heap_.notify(CB_COLLECTION_START, stats_);
 }
 
 void Collection::count() {
@@ -115,11 +109,10 @@ void Collection::count() {
     }
 }
 
-// CPython's handle_resurrected_objects: after user code ran, trial deletion
-// again over the garbage alone. A garbage node with references from outside
-// the garbage was resurrected, and so is all it reaches (marked in drain).
-void Collection::resurrect_start() {
-    if (!ran_user_code_) return;
+// Trial deletion over the garbage alone: gc_refs = count minus references
+// from dead host objects and from other garbage. What is left are
+// references from outside the garbage, which user code made.
+void Collection::recount_garbage() {
     auto &garbage = heap_.garbage;
     for (Header *h : garbage) {
         if (!h) continue;
@@ -136,11 +129,19 @@ void Collection::resurrect_start() {
         try {
             heap_.type_of(h).spec.traverse(object_of(h), visit_subtract, &visitor_);
         } catch (...) {
-            traverse_failed(h, "the resurrection check");
+            traverse_failed(h, "a recount of the garbage");
         }
     }
+}
+
+// CPython's handle_resurrected_objects: after user code ran, a garbage node
+// with references from outside the garbage was resurrected, and so is all
+// it reaches (marked in drain).
+void Collection::resurrect_start() {
+    if (!ran_user_code_) return;
+    recount_garbage();
     if (failed_) return;
-    for (Header *h : garbage)
+    for (Header *h : heap_.garbage)
         if (h && (h->gc_refs > 0 || h->has(Header::kForcedRoot))) mark_node(h);
 }
 

@@ -5,9 +5,13 @@
 namespace cb {
 
 WeakrefTable::~WeakrefTable() {
-    // Weakrefs still registered belong to their owners; only forget them.
+    // Weakrefs die with their heap: nothing could free them afterwards.
     for (auto &[target, ref] : heads_) {
-        for (cb_weakref *r = ref; r; r = r->next) r->target = nullptr;
+        for (cb_weakref *r = ref; r;) {
+            cb_weakref *next = r->next;
+            delete r;
+            r = next;
+        }
     }
 }
 
@@ -65,10 +69,14 @@ void clear_weakrefs(cb_heap &heap, void *obj, bool run_callbacks) {
     for (cb_weakref *r : refs) r->queued = r->callback != nullptr;
     for (cb_weakref *r : refs) {
         if (!r->queued) continue;
-        // A holder in a running collection's garbage may be half cleared
-        // already: its callback must not run (CPython, bpo-38006).
         Header *holder = heap.quiet_header(r->holder);
-        if (!r->free_requested && !(holder && holder->place() == kGarbage)) {
+        // A holder in a running collection's garbage may be half cleared
+        // (CPython, bpo-38006); one whose count is zero is being
+        // deallocated (perhaps it is obj itself). Neither survives, so
+        // neither callback runs.
+        bool holder_dying = holder && (holder->place() == kGarbage ||
+                                       (!holder->handle_managed() && heap.count(holder) <= 0));
+        if (!r->free_requested && !holder_dying) {
             if (holder) heap.hold(holder);
             try {
                 r->callback(r, r->data);
