@@ -68,8 +68,9 @@ typedef struct cb_heap_options {
 
 /* options may be NULL for the defaults. Returns NULL only when out of memory. */
 cb_heap *cb_heap_new(const cb_heap_options *options);
-/* Frees the heap's own structures. Runs no callbacks and frees no object;
- * objects from cb_alloc still allocated are reported. */
+/* Frees the heap's own structures, and the weakrefs still registered. Runs
+ * no callbacks and frees no object; objects from cb_alloc still allocated
+ * are reported. Refused (reported, nothing done) during a collection. */
 void cb_heap_destroy(cb_heap *heap);
 
 /* ------------------------------------------------------------------ */
@@ -259,7 +260,8 @@ cb_status cb_last_stats(const cb_heap *heap, cb_collection_stats *stats);
 int cb_is_collecting(const cb_heap *heap);
 
 /* Automatic collection, as CPython's: generation 0 is collected when
- * allocations minus deallocations exceed threshold0, generation 1 after
+ * objects tracked minus objects untracked or deallocated since its last
+ * collection exceed threshold0, generation 1 after
  * threshold1 collections of generation 0, and so on; a full collection
  * also waits until the objects surviving since the last one exceed 25% of
  * the old generation. Defaults 700, 10, 10. */
