@@ -38,7 +38,10 @@ cb_heap *cb_heap_new(const cb_heap_options *options) {
 
 void cb_heap_destroy(cb_heap *heap) {
     if (!heap) return;
-    if (heap->running) {
+    // Between host-driven steps the collection is simply abandoned; inside
+    // a collection's callbacks the heap is in use.
+    bool between_host_steps = heap->host_driven && !heap->in_host_step;
+    if (heap->running && !between_host_steps) {
         heap->misuse(CB_ERR_BUSY, nullptr, "cb_heap_destroy during a collection (ignored)");
         return;
     }
@@ -56,7 +59,11 @@ uint64_t cb_report_count(const cb_heap *heap) { return heap ? heap->reports : 0;
 cb_status cb_type_register(cb_heap *heap, const cb_type_spec *spec, cb_type **out) {
     if (!heap) return CB_ERR_NULL_ARGUMENT;
     if (!spec || !out || !spec->traverse) return heap->misuse(CB_ERR_NULL_ARGUMENT, nullptr, "cb_type_register");
-    if (spec->kind != CB_KIND_REFCOUNTED && spec->kind != CB_KIND_HANDLE_MANAGED)
+    // A C caller may store any int in the enum field: read it as one.
+    int kind;
+    static_assert(sizeof kind == sizeof spec->kind);
+    std::memcpy(&kind, &spec->kind, sizeof kind);
+    if (kind != CB_KIND_REFCOUNTED && kind != CB_KIND_HANDLE_MANAGED)
         return heap->misuse(CB_ERR_BAD_ARGUMENT, nullptr, "cb_type_register: unknown kind");
     if (spec->count_offset < 0 && (!spec->get_count || !spec->set_count))
         return heap->misuse(CB_ERR_BAD_ARGUMENT, nullptr,
@@ -125,15 +132,15 @@ void *cb_realloc(cb_heap *heap, void *obj, size_t new_size) {
     Header *h = heap->checked_header(obj, "cb_realloc");
     if (!h) return nullptr;
     if (h->has(Header::kExternal)) {
-        heap->misuse(CB_ERR_BAD_ARGUMENT, obj, "cb_realloc of an object tracked with cb_track_external");
+        heap->misuse_node(CB_ERR_BAD_ARGUMENT, h, "cb_realloc of an object tracked with cb_track_external");
         return nullptr;
     }
     if (h->tracked()) {
-        heap->misuse(CB_ERR_ALREADY_TRACKED, obj, "cb_realloc of a tracked object");
+        heap->misuse_node(CB_ERR_ALREADY_TRACKED, h, "cb_realloc of a tracked object");
         return nullptr;
     }
     if (h->has(Header::kHasWeakrefs)) {
-        heap->misuse(CB_ERR_BAD_ARGUMENT, obj, "cb_realloc of an object with weak references");
+        heap->misuse_node(CB_ERR_BAD_ARGUMENT, h, "cb_realloc of an object with weak references");
         return nullptr;
     }
     auto *moved = static_cast<Header *>(std::realloc(h, sizeof(cb::IntrusiveBlock) + new_size));
@@ -153,8 +160,8 @@ cb_status cb_free(cb_heap *heap, void *obj) {
     if (!heap) return CB_ERR_NULL_ARGUMENT;
     Header *h = heap->checked_header(obj, "cb_free");
     if (!h) return obj ? CB_ERR_NOT_A_NODE : CB_ERR_NULL_ARGUMENT;
-    if (h->has(Header::kExternal)) return heap->misuse(CB_ERR_BAD_ARGUMENT, obj, "cb_free of an external object");
-    if (h->tracked()) return heap->misuse(CB_ERR_ALREADY_TRACKED, obj, "cb_free of a tracked object");
+    if (h->has(Header::kExternal)) return heap->misuse_node(CB_ERR_BAD_ARGUMENT, h, "cb_free of an external object");
+    if (h->tracked()) return heap->misuse_node(CB_ERR_ALREADY_TRACKED, h, "cb_free of a tracked object");
     // Weakrefs must not outlive their target's memory.
     if (h->has(Header::kHasWeakrefs)) cb::clear_weakrefs(*heap, obj, /*run_callbacks=*/false);
     heap->free_memory(h);
@@ -184,7 +191,7 @@ cb_status cb_track(cb_heap *heap, void *obj) {
     if (!heap) return CB_ERR_NULL_ARGUMENT;
     Header *h = heap->checked_header(obj, "cb_track");
     if (!h) return obj ? CB_ERR_NOT_A_NODE : CB_ERR_NULL_ARGUMENT;
-    if (h->tracked()) return heap->misuse(CB_ERR_ALREADY_TRACKED, obj, "cb_track");
+    if (h->tracked()) return heap->misuse_node(CB_ERR_ALREADY_TRACKED, h, "cb_track");
     heap->append(h, cb::kGen0);
     heap->counts[0]++;
     return CB_OK;
@@ -194,7 +201,7 @@ cb_status cb_untrack(cb_heap *heap, void *obj) {
     if (!heap) return CB_ERR_NULL_ARGUMENT;
     Header *h = heap->checked_header(obj, "cb_untrack");
     if (!h) return obj ? CB_ERR_NOT_A_NODE : CB_ERR_NULL_ARGUMENT;
-    if (!h->tracked()) return heap->misuse(CB_ERR_NOT_TRACKED, obj, "cb_untrack");
+    if (!h->tracked()) return heap->misuse_node(CB_ERR_NOT_TRACKED, h, "cb_untrack");
     heap->remove(h);
     h->clear(Header::kMarked | Header::kInCollectedSet | Header::kForcedRoot);
     if (heap->counts[0] > 0) heap->counts[0]--;
@@ -231,7 +238,7 @@ cb_status cb_incref(cb_heap *heap, void *obj) {
     Header *h = heap->checked_header(obj, "cb_incref");
     if (!h) return obj ? CB_ERR_NOT_A_NODE : CB_ERR_NULL_ARGUMENT;
     intptr_t c = heap->count(h);
-    if (c == INTPTR_MAX) return heap->misuse(CB_ERR_OVERFLOW, obj, "cb_incref");
+    if (c == INTPTR_MAX) return heap->misuse_node(CB_ERR_OVERFLOW, h, "cb_incref");
     heap->set_count(h, c + 1);
     return CB_OK;
 }
@@ -241,7 +248,7 @@ cb_status cb_decref(cb_heap *heap, void *obj) {
     Header *h = heap->checked_header(obj, "cb_decref");
     if (!h) return obj ? CB_ERR_NOT_A_NODE : CB_ERR_NULL_ARGUMENT;
     intptr_t c = heap->count(h);
-    if (c <= 0) return heap->misuse(CB_ERR_UNDERFLOW, obj, "cb_decref");
+    if (c <= 0) return heap->misuse_node(CB_ERR_UNDERFLOW, h, "cb_decref");
     heap->release(h);
     return CB_OK;
 }
@@ -256,10 +263,10 @@ cb_status cb_host_acquire(cb_heap *heap, void *obj) {
     if (!heap) return CB_ERR_NULL_ARGUMENT;
     Header *h = heap->checked_header(obj, "cb_host_acquire");
     if (!h) return obj ? CB_ERR_NOT_A_NODE : CB_ERR_NULL_ARGUMENT;
-    if (h->host_refs == UINT32_MAX) return heap->misuse(CB_ERR_OVERFLOW, obj, "cb_host_acquire");
+    if (h->host_refs == UINT32_MAX) return heap->misuse_node(CB_ERR_OVERFLOW, h, "cb_host_acquire");
     if (!h->handle_managed()) {
         intptr_t c = heap->count(h);
-        if (c == INTPTR_MAX) return heap->misuse(CB_ERR_OVERFLOW, obj, "cb_host_acquire");
+        if (c == INTPTR_MAX) return heap->misuse_node(CB_ERR_OVERFLOW, h, "cb_host_acquire");
         heap->set_count(h, c + 1);
     }
     h->host_refs++;
@@ -272,9 +279,9 @@ cb_status cb_host_release(cb_heap *heap, void *obj) {
     if (!heap) return CB_ERR_NULL_ARGUMENT;
     Header *h = heap->checked_header(obj, "cb_host_release");
     if (!h) return obj ? CB_ERR_NOT_A_NODE : CB_ERR_NULL_ARGUMENT;
-    if (h->host_refs == 0) return heap->misuse(CB_ERR_UNDERFLOW, obj, "cb_host_release without cb_host_acquire");
+    if (h->host_refs == 0) return heap->misuse_node(CB_ERR_UNDERFLOW, h, "cb_host_release without cb_host_acquire");
     if (!h->handle_managed() && heap->count(h) <= 0)
-        return heap->misuse(CB_ERR_UNDERFLOW, obj, "cb_host_release");
+        return heap->misuse_node(CB_ERR_UNDERFLOW, h, "cb_host_release");
     h->host_refs--;
     if (!h->handle_managed()) heap->release(h);
     else if (h->host_refs == 0 && h->has(Header::kCondemned) && heap->count(h) <= 0) heap->deallocate(h);

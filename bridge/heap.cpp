@@ -1,7 +1,6 @@
 #include "heap.hpp"
 
 #include <algorithm>
-#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 
@@ -22,32 +21,35 @@ cb_heap::~cb_heap() {
 }
 
 cb_status cb_heap::report(cb_report_kind kind, cb_status status, const void *object, const char *fmt, ...) {
-    char message[512];
+    // Only a side table can name the type of an arbitrary pointer safely.
+    const char *type_name = nullptr;
+    auto ext = object ? externals.find(object) : externals.end();
+    if (ext != externals.end()) type_name = type_of(&ext->second->header).name.c_str();
     va_list ap;
     va_start(ap, fmt);
-    std::vsnprintf(message, sizeof message, fmt, ap);
+    deliver(kind, status, object, type_name, fmt, ap);
     va_end(ap);
+    return status;
+}
+
+cb_status cb_heap::report_node(cb_report_kind kind, cb_status status, const Header *h, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    deliver(kind, status, cb::object_of(const_cast<Header *>(h)), type_of(h).name.c_str(), fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+cb_status cb_heap::deliver(cb_report_kind kind, cb_status status, const void *object, const char *type_name,
+                           const char *fmt, va_list ap) {
+    char message[512];
+    std::vsnprintf(message, sizeof message, fmt, ap);
     ++reports;
     if (running) running->stats().reports++;
-
-    const char *type_name = nullptr;
-    if (object) {
-        // Only name the type when the header can be trusted.
-        auto ext = externals.find(object);
-        if (ext != externals.end()) type_name = types[ext->second->header.type_id()]->name.c_str();
-        else if (ever_intrusive && (!verify() || live_objects.count(object))) {
-            const Header *h = cb::intrusive_header_of(object);
-            if (h->place() != cb::kFreed && h->type_id() < types.size())
-                type_name = types[h->type_id()]->name.c_str();
-        }
-    }
     cb_report r{kind, status, message, object, type_name};
-    if (report_handler) {
-        report_handler(report_ctx, &r);
-    } else {
-        if (type_name) std::fprintf(stderr, "cyclebridge: %s (type %s)\n", message, type_name);
-        else std::fprintf(stderr, "cyclebridge: %s\n", message);
-    }
+    if (report_handler) report_handler(report_ctx, &r);
+    else if (type_name) std::fprintf(stderr, "cyclebridge: %s (type %s)\n", message, type_name);
+    else std::fprintf(stderr, "cyclebridge: %s\n", message);
     return status;
 }
 
@@ -152,11 +154,6 @@ void cb_heap::deallocate(Header *h) {
         remove(h);
         if (counts[0] > 0) counts[0]--;
     }
-    if (external) {
-        externals.erase(obj);
-        delete reinterpret_cast<cb::ExternalRecord *>(h);
-        if (verify()) live_objects.erase(obj);
-    }
     if (running) running->stats().freed++;
     if (type.spec.dealloc) {
         try {
@@ -167,6 +164,17 @@ void cb_heap::deallocate(Header *h) {
         }
     } else if (!external) {
         free_memory(h);
+    }
+    // An external object's record outlives its dealloc, so that code the
+    // dealloc runs (weakref callbacks of what it releases) still finds an
+    // untracked object with count zero, not a pointer it cannot resolve.
+    if (external) {
+        auto it = externals.find(obj);
+        if (it != externals.end() && &it->second->header == h) {
+            externals.erase(it);
+            if (verify()) live_objects.erase(obj);
+        }
+        delete reinterpret_cast<cb::ExternalRecord *>(h);
     }
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <cstdarg>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -26,10 +27,17 @@ struct cb_heap {
 
     // ---- reports --------------------------------------------------------
     // Every error goes through here; returns `status` for tail calls.
+    // `report` never reads memory at `object` (it may be anything); the
+    // `_node` forms name the type from a header known to be valid.
     cb_status report(cb_report_kind kind, cb_status status, const void *object, const char *fmt, ...)
+        __attribute__((format(printf, 5, 6)));
+    cb_status report_node(cb_report_kind kind, cb_status status, const cb::Header *h, const char *fmt, ...)
         __attribute__((format(printf, 5, 6)));
     cb_status misuse(cb_status status, const void *object, const char *what) {
         return report(CB_REPORT_API_MISUSE, status, object, "%s: %s", what, cb_status_name(status));
+    }
+    cb_status misuse_node(cb_status status, const cb::Header *h, const char *what) {
+        return report_node(CB_REPORT_API_MISUSE, status, h, "%s: %s", what, cb_status_name(status));
     }
 
     // ---- types and headers ---------------------------------------------
@@ -63,6 +71,9 @@ struct cb_heap {
     // Untrack, clear weakrefs, run the type's dealloc.
     void deallocate(cb::Header *h);
     void free_memory(cb::Header *h);
+
+    cb_status deliver(cb_report_kind kind, cb_status status, const void *object, const char *type_name,
+                      const char *fmt, va_list ap);
 
     // ---- state ------------------------------------------------------------
     cb_heap_options options;
@@ -101,6 +112,7 @@ struct cb_heap {
 
     cb::Collection *running = nullptr;     // the collection in progress
     std::unique_ptr<cb::Collection> host_driven;   // owns a host-driven one
+    bool in_host_step = false;                      // inside a cb_hd_* call
     cb_collection_stats last_stats{};
     bool has_last_stats = false;
 };

@@ -29,6 +29,15 @@ cb_status Collection::epilogue(bool &finished) {
 
 namespace {
 
+// Marks the heap as inside a host-driven step, where callbacks run and the
+// heap may not be destroyed; between steps it may (the collection is
+// abandoned).
+struct StepScope {
+    explicit StepScope(cb_heap *h) : heap(h) { heap->in_host_step = true; }
+    ~StepScope() { heap->in_host_step = false; }
+    cb_heap *heap;
+};
+
 cb::Collection *host_driven(cb_heap *heap) {
     return heap && heap->host_driven && heap->running == heap->host_driven.get() ? heap->host_driven.get()
                                                                                    : nullptr;
@@ -46,6 +55,7 @@ extern "C" cb_status cb_hd_prologue(cb_heap *heap, const cb_host_hooks *hooks) {
     if (heap->has_host)
         return heap->misuse(CB_ERR_WRONG_MODE, nullptr, "cb_hd_prologue on a heap with a host interface");
     heap->host_driven = std::make_unique<cb::Collection>(*heap, CB_FULL, cb::Drive::kHost, hooks);
+    StepScope step(heap);
     heap->host_driven->prologue();
     return CB_OK;
 }
@@ -57,6 +67,7 @@ extern "C" cb_status cb_hd_visit_node(cb_heap *heap, void *node) {
     if (!node) return heap->misuse(CB_ERR_NULL_ARGUMENT, nullptr, "cb_hd_visit_node");
     cb::Header *h = heap->visited_header(node, /*report=*/true);
     if (!h) return CB_ERR_NOT_A_NODE;
+    StepScope step(heap);
     c->mark_node(h);
     return CB_OK;
 }
@@ -65,6 +76,7 @@ extern "C" cb_status cb_hd_trace(cb_heap *heap, size_t budget, int *idle) {
     if (!heap) return CB_ERR_NULL_ARGUMENT;
     cb::Collection *c = host_driven(heap);
     if (!c) return heap->misuse(CB_ERR_WRONG_PHASE, nullptr, "cb_hd_trace outside a host-driven collection");
+    StepScope step(heap);
     bool empty = c->trace(budget);
     if (idle) *idle = empty ? 1 : 0;
     return CB_OK;
@@ -75,7 +87,11 @@ extern "C" cb_status cb_hd_epilogue(cb_heap *heap, int *finished) {
     cb::Collection *c = host_driven(heap);
     if (!c) return heap->misuse(CB_ERR_WRONG_PHASE, nullptr, "cb_hd_epilogue outside a host-driven collection");
     bool done = false;
-    cb_status status = c->epilogue(done);
+    cb_status status;
+    {
+        StepScope step(heap);
+        status = c->epilogue(done);
+    }
     if (finished) *finished = done ? 1 : 0;
     if (done) heap->host_driven.reset();
     return status;

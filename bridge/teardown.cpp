@@ -118,7 +118,7 @@ void Collection::finalize() {
         try {
             type.spec.finalize(object_of(h));
         } catch (...) {
-            heap_.report(CB_REPORT_CALLBACK_THREW, CB_OK, object_of(h), "finalizer threw");
+            heap_.report_node(CB_REPORT_CALLBACK_THREW, CB_OK, h, "finalizer threw");
         }
         stats_.finalized++;
         ran_user_code_ = true;
@@ -157,7 +157,7 @@ void Collection::clear_garbage() {
         try {
             type.spec.clear(object_of(h));
         } catch (...) {
-            heap_.report(CB_REPORT_CALLBACK_THREW, CB_OK, object_of(h), "clear threw");
+            heap_.report_node(CB_REPORT_CALLBACK_THREW, CB_OK, h, "clear threw");
         }
         heap_.release(h);
     }
@@ -174,7 +174,7 @@ void Collection::survivors_start() {
     auto &garbage = heap_.garbage;
     for (Header *h : garbage) {
         if (!h || !(h->gc_refs > 0 || h->has(Header::kForcedRoot))) continue;
-        heap_.report(CB_REPORT_SURVIVED_CLEAR, CB_OK, object_of(h),
+        heap_.report_node(CB_REPORT_SURVIVED_CLEAR, CB_OK, h,
                      "garbage %p is referenced from outside the garbage after clear; kept", object_of(h));
         h->set(Header::kForcedRoot);   // reported
         mark_node(h);
@@ -209,7 +209,7 @@ void Collection::survivors_finish() {
         if (!h) continue;
         intptr_t dead_host = subtract_host_refs_ ? intptr_t(h->host_refs) : 0;
         if (!h->has(Header::kForcedRoot) && !h->handle_managed() && heap_.count(h) > dead_host)
-            heap_.report(CB_REPORT_SURVIVED_CLEAR, CB_OK, object_of(h),
+            heap_.report_node(CB_REPORT_SURVIVED_CLEAR, CB_OK, h,
                          "garbage %p survives: no clear broke the cycle holding it", object_of(h));
         h->clear(Header::kMarked | Header::kInCollectedSet | Header::kForcedRoot);
         heap_.move(h, dest_);

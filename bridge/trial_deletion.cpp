@@ -28,14 +28,14 @@ int visit_subtract(void *target, void *arg) {
     if (!h) return 0;
     if (!h->has(Header::kInCollectedSet)) {
         if (h->place() == kUntracked)
-            heap.report(CB_REPORT_VISIT_UNTRACKED, CB_OK, target,
+            heap.report_node(CB_REPORT_VISIT_UNTRACKED, CB_OK, h,
                         "traverse visited %p, which is not tracked; ignored", target);
         return 0;
     }
     if (h->handle_managed()) return 0;
     if (h->gc_refs == 0) {
         if (!h->has(Header::kForcedRoot))
-            heap.report(CB_REPORT_REFS_EXCEED_COUNT, CB_OK, target,
+            heap.report_node(CB_REPORT_REFS_EXCEED_COUNT, CB_OK, h,
                         "more references to %p were visited than its count holds; kept alive", target);
         h->set(Header::kForcedRoot);
         return 0;
@@ -59,7 +59,7 @@ void Collection::count() {
             h->set(Header::kInCollectedSet);
             intptr_t c = heap_.count(h);
             if (c < 0) {
-                heap_.report(CB_REPORT_REFS_EXCEED_COUNT, CB_OK, object_of(h),
+                heap_.report_node(CB_REPORT_REFS_EXCEED_COUNT, CB_OK, h,
                              "count of %p is negative (%ld); kept alive", object_of(h), long(c));
                 h->set(Header::kForcedRoot);
                 c = 0;
@@ -70,7 +70,7 @@ void Collection::count() {
             } else {
                 intptr_t external = c - (subtract_host_refs_ ? intptr_t(h->host_refs) : 0);
                 if (external < 0) {
-                    heap_.report(CB_REPORT_REFS_EXCEED_COUNT, CB_OK, object_of(h),
+                    heap_.report_node(CB_REPORT_REFS_EXCEED_COUNT, CB_OK, h,
                                  "host references to %p exceed its count; kept alive", object_of(h));
                     h->set(Header::kForcedRoot);
                     external = 0;
@@ -147,7 +147,7 @@ void Collection::resurrect_start() {
 
 void Collection::traverse_failed(Header *h, const char *phase) {
     failed_ = true;
-    heap_.report(CB_REPORT_CALLBACK_THREW, CB_ERR_CALLBACK_FAILED, object_of(h),
+    heap_.report_node(CB_REPORT_CALLBACK_THREW, CB_ERR_CALLBACK_FAILED, h,
                  "traverse threw during %s; the collection frees nothing it cannot prove dead", phase);
 }
 

@@ -70,7 +70,8 @@ typedef struct cb_heap_options {
 cb_heap *cb_heap_new(const cb_heap_options *options);
 /* Frees the heap's own structures, and the weakrefs still registered. Runs
  * no callbacks and frees no object; objects from cb_alloc still allocated
- * are reported. Refused (reported, nothing done) during a collection. */
+ * are reported. Between host-driven steps it abandons that collection;
+ * from a callback of a running collection it is refused (reported). */
 void cb_heap_destroy(cb_heap *heap);
 
 /* ------------------------------------------------------------------ */
