@@ -91,11 +91,7 @@ bool Collection::advance() {
         case Stage::kResurrect:
             drain(0);
             resurrect_finish();
-            if (failed_) {
-                abandon_teardown();
-                finish();
-                return true;
-            }
+            if (failed_) return abandon_teardown();
             clear_garbage();
             survivors_start();
             drain(0);   // hands what it reaches in the host to the host
@@ -104,11 +100,7 @@ bool Collection::advance() {
             break;
         case Stage::kSurvivors:
             drain(0);
-            if (failed_) {
-                abandon_teardown();
-                finish();
-                return true;
-            }
+            if (failed_) return abandon_teardown();
             survivors_finish();
             sweep();
             finish();

@@ -90,7 +90,7 @@ private:
     void survivors_start();
     void survivors_finish();
     void sweep();
-    void abandon_teardown();
+    bool abandon_teardown();   // ends the collection; returns true (finished)
     // collection.cpp
     bool advance();                       // runs stages; false when the host must mark
     bool yield_to_host();

@@ -231,7 +231,7 @@ void Collection::sweep() {
 
 // A traverse threw after the garbage was split off: keep all that is left,
 // and do not let the host sweep on marks that may be incomplete.
-void Collection::abandon_teardown() {
+bool Collection::abandon_teardown() {
     auto &garbage = heap_.garbage;
     for (size_t i = 0; i < garbage.size(); ++i) {
         Header *h = garbage[i];
@@ -249,6 +249,8 @@ void Collection::abandon_teardown() {
             heap_.report(CB_REPORT_CALLBACK_THREW, CB_OK, nullptr, "host reset_marks threw");
         }
     }
+    finish();
+    return true;
 }
 
 }  // namespace cb

@@ -20,12 +20,6 @@ using namespace cbt;
 
 namespace {
 
-size_t tracked_total(cb_heap *h) {
-    size_t n = 0;
-    for (int i = 0; i < CB_GENERATIONS; ++i) n += cb_generation_size(h, i);
-    return n;
-}
-
 #define EXPECT_MISUSE(g, call, status)                                                              \
     do {                                                                                            \
         uint64_t before_ = cb_report_count((g).heap);                                               \

@@ -10,12 +10,6 @@ using namespace cbt;
 
 namespace {
 
-size_t tracked_total(cb_heap *h) {
-    size_t n = 0;
-    for (int i = 0; i < CB_GENERATIONS; ++i) n += cb_generation_size(h, i);
-    return n;
-}
-
 // ---------------------------------------------------------------------------
 // Traverse visiting what it should not
 

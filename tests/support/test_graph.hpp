@@ -719,4 +719,11 @@ inline std::string mode_name(const ::testing::TestParamInfo<cb_drive_mode> &info
     return info.param == CB_DRIVE_BRIDGE ? "BridgeDriven" : "HostDriven";
 }
 
+// Tracked nodes in generations 0..2 (the permanent one excluded).
+inline size_t tracked_total(cb_heap *h) {
+    size_t n = 0;
+    for (int i = 0; i < CB_GENERATIONS; ++i) n += cb_generation_size(h, i);
+    return n;
+}
+
 }  // namespace cbt
