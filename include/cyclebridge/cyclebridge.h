@@ -224,7 +224,8 @@ cb_status cb_clear_weakrefs(cb_heap *heap, void *obj);
 typedef enum cb_phase {
     CB_PHASE_COUNT = 0,     /* trial deletion */
     CB_PHASE_MARK,          /* roots to fixed point, across both heaps */
-    CB_PHASE_LEGACY,        /* cycles holding legacy finalizers set aside */
+    CB_PHASE_LEGACY,        /* cycles holding legacy finalizers set aside,
+                               garbage split from the survivors */
     CB_PHASE_WEAKREFS,      /* weakrefs to garbage cleared, callbacks run */
     CB_PHASE_FINALIZE,      /* finalizers run */
     CB_PHASE_RESURRECT,     /* reachability checked again */
