@@ -36,13 +36,19 @@ void Collection::phase_done(cb_phase phase) {
     phase_start_ = now;
 }
 
-cb_status Collection::run() {
+// Count, roots, and marking as far as the bridge can go alone; the host
+// driver stops here for the host to mark.
+void Collection::start() {
     begin();
     count();
     if (!failed_) {
         mark_roots_outside_set();
         drain(0);
     }
+}
+
+cb_status Collection::run() {
+    start();
     phase_done(CB_PHASE_MARK);
     advance();
     return failed_ ? CB_ERR_CALLBACK_FAILED : CB_OK;

@@ -50,8 +50,8 @@ public:
     // Runs a whole collection (any drive but kHost).
     cb_status run();
 
-    // Host-driven steps.
-    void prologue();
+    // Host-driven steps (start is also run's beginning).
+    void start();
     bool trace(size_t budget);            // true when the node work list is empty
     cb_status epilogue(bool &finished);
 

@@ -5,15 +5,6 @@
 
 namespace cb {
 
-void Collection::prologue() {
-    begin();
-    count();
-    if (!failed_) {
-        mark_roots_outside_set();
-        drain(0);
-    }
-}
-
 bool Collection::trace(size_t budget) { return drain(budget); }
 
 cb_status Collection::epilogue(bool &finished) {
@@ -56,7 +47,7 @@ extern "C" cb_status cb_hd_prologue(cb_heap *heap, const cb_host_hooks *hooks) {
         return heap->misuse(CB_ERR_WRONG_MODE, nullptr, "cb_hd_prologue on a heap with a host interface");
     heap->host_driven = std::make_unique<cb::Collection>(*heap, CB_FULL, cb::Drive::kHost, hooks);
     StepScope step(heap);
-    heap->host_driven->prologue();
+    heap->host_driven->start();
     return CB_OK;
 }
 
