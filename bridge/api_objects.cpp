@@ -294,6 +294,8 @@ cb_status cb_weakref_new(cb_heap *heap, void *target, void *holder, cb_weakref_c
     if (!out) return heap->misuse(CB_ERR_NULL_ARGUMENT, nullptr, "cb_weakref_new");
     Header *h = heap->checked_header(target, "cb_weakref_new");
     if (!h) return target ? CB_ERR_NOT_A_NODE : CB_ERR_NULL_ARGUMENT;
+    // The holder's liveness gates the callback: it must be a node too.
+    if (holder && !heap->checked_header(holder, "cb_weakref_new (holder)")) return CB_ERR_NOT_A_NODE;
     auto *ref = new (std::nothrow) cb_weakref{target, holder, callback, data};
     if (!ref) return heap->misuse(CB_ERR_NO_MEMORY, target, "cb_weakref_new");
     heap->weakrefs.add(ref);
@@ -309,7 +311,7 @@ cb_status cb_weakref_free(cb_heap *heap, cb_weakref *ref) {
     if (!ref) return heap->misuse(CB_ERR_NULL_ARGUMENT, nullptr, "cb_weakref_free");
     if (ref->free_requested) return heap->misuse(CB_ERR_BAD_ARGUMENT, nullptr, "cb_weakref_free twice");
     void *target = ref->target;
-    heap->weakrefs.unlink(ref);
+    heap->weakrefs.forget(ref);
     if (target && !heap->weakrefs.has(target))
         if (Header *h = heap->quiet_header(target)) h->clear(Header::kHasWeakrefs);
     if (ref->queued) ref->free_requested = true;   // the running callback loop frees it

@@ -82,6 +82,7 @@ private:
     // teardown.cpp
     void partition();
     void legacy_finish();
+    void clear_weakrefs_held_by_garbage();
     void handle_weakrefs();
     void finalize();
     void resurrect_start();

@@ -68,7 +68,26 @@ void Collection::legacy_finish() {
     legacy_kept_.clear();
 }
 
+// CPython's bpo-38006 rule: a weakref owned by garbage is cleared before
+// any user code runs, so its callback can never run later, when its target
+// dies and its holder is half torn down.
+void Collection::clear_weakrefs_held_by_garbage() {
+    if (!heap_.weakrefs.any_held()) return;
+    for (Header *h : heap_.garbage) {
+        if (!h) continue;
+        for (cb_weakref *r : heap_.weakrefs.held_by(object_of(h))) {
+            void *target = r->target;
+            if (!target) continue;
+            heap_.weakrefs.unlink(r);
+            if (!heap_.weakrefs.has(target))
+                if (Header *t = heap_.quiet_header(target)) t->clear(Header::kHasWeakrefs);
+            stats_.weakrefs_cleared++;
+        }
+    }
+}
+
 void Collection::handle_weakrefs() {
+    clear_weakrefs_held_by_garbage();
     auto holder_survives = [&](void *holder) {
         Header *h = heap_.quiet_header(holder);
         return !h || h->place() != kGarbage;
@@ -141,8 +160,9 @@ void Collection::resurrect_finish() {
 
 void Collection::clear_garbage() {
     auto &garbage = heap_.garbage;
-    // Weakrefs that finalizers made to what stays garbage: cleared without
-    // callbacks, which could otherwise see a half-cleared object.
+    // Weakrefs that finalizers made to or from what stays garbage: cleared
+    // without callbacks, which could otherwise see a half-cleared object.
+    clear_weakrefs_held_by_garbage();
     for (Header *h : garbage) {
         if (!h || !h->has(Header::kHasWeakrefs)) continue;
         stats_.weakrefs_cleared += heap_.weakrefs.detach_all(object_of(h)).size();

@@ -1,21 +1,19 @@
 #include "weakrefs.hpp"
 
+#include <algorithm>
+
 #include "collection.hpp"
 
 namespace cb {
 
 WeakrefTable::~WeakrefTable() {
     // Weakrefs die with their heap: nothing could free them afterwards.
-    for (auto &[target, ref] : heads_) {
-        for (cb_weakref *r = ref; r;) {
-            cb_weakref *next = r->next;
-            delete r;
-            r = next;
-        }
-    }
+    for (cb_weakref *r : all_) delete r;
 }
 
 void WeakrefTable::add(cb_weakref *ref) {
+    all_.insert(ref);
+    if (ref->holder) held_[ref->holder].push_back(ref);
     auto [tail_it, inserted] = tails_.try_emplace(ref->target, ref);
     if (inserted) {
         heads_[ref->target] = ref;
@@ -25,6 +23,29 @@ void WeakrefTable::add(cb_weakref *ref) {
     tail->next = ref;
     ref->prev = tail;
     tail_it->second = ref;
+}
+
+void WeakrefTable::forget(cb_weakref *ref) {
+    unlink(ref);
+    all_.erase(ref);
+    if (!ref->holder) return;
+    auto it = held_.find(ref->holder);
+    if (it == held_.end()) return;
+    auto &refs = it->second;
+    refs.erase(std::find(refs.begin(), refs.end(), ref));
+    if (refs.empty()) held_.erase(it);
+}
+
+void WeakrefTable::orphan(const void *holder) {
+    auto it = held_.find(holder);
+    if (it == held_.end()) return;
+    for (cb_weakref *r : it->second) r->holder = nullptr;
+    held_.erase(it);
+}
+
+std::vector<cb_weakref *> WeakrefTable::held_by(const void *holder) const {
+    auto it = held_.find(holder);
+    return it == held_.end() ? std::vector<cb_weakref *>{} : it->second;
 }
 
 void WeakrefTable::unlink(cb_weakref *ref) {

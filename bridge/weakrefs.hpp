@@ -4,6 +4,7 @@
 #pragma once
 
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "cyclebridge/cyclebridge.h"
@@ -25,19 +26,29 @@ namespace cb {
 
 class WeakrefTable {
 public:
-    ~WeakrefTable();
+    ~WeakrefTable();   // frees every weakref still registered
     void add(cb_weakref *ref);
-    // Unlinks ref from its target's list (if still linked).
+    // Unlinks ref from its target's list (if still linked); its target
+    // becomes NULL. It stays registered with its holder.
     void unlink(cb_weakref *ref);
+    // Forgets ref entirely, before it is deleted.
+    void forget(cb_weakref *ref);
     // Detaches every weakref to target, setting their target to NULL, and
     // returns them in creation order.
     std::vector<cb_weakref *> detach_all(const void *target);
     bool has(const void *target) const { return heads_.count(target) != 0; }
-    size_t targets() const { return heads_.size(); }
+    // Weakrefs owned by holder (registered, cleared or not).
+    std::vector<cb_weakref *> held_by(const void *holder) const;
+    bool any_held() const { return !held_.empty(); }
+    // The holder's memory is going away: its weakrefs (if it did not free
+    // them) are owned outside the graph from now on.
+    void orphan(const void *holder);
 
 private:
     std::unordered_map<const void *, cb_weakref *> heads_;   // target -> first ref
     std::unordered_map<const void *, cb_weakref *> tails_;   // target -> last ref
+    std::unordered_map<const void *, std::vector<cb_weakref *>> held_;   // holder -> its refs
+    std::unordered_set<cb_weakref *> all_;
 };
 
 // Clears every weakref to obj (a dealloc, or cb_clear_weakrefs). With

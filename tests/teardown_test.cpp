@@ -624,6 +624,31 @@ TEST_P(FinalizeHost, ResurrectionByIncrefKeepsHostEdges) {
     EXPECT_FALSE(g.host_live(ih));
 }
 
+TEST_P(FinalizeHost, WeakrefOwnedByGarbageNeverFiresLater) {
+    // g is a garbage self-cycle that stays allocated until the host sweeps
+    // h2, and owns a weakref to T, which is frozen (outside every collected
+    // set) and held only by h1. The sweep frees T; by then g is cleared, so
+    // the weakref must already be dead (CPython's bpo-38006 rule).
+    Graph g(GetParam());
+    Node *t = g.rc();
+    int it = t->id;
+    ASSERT_EQ(cb_freeze(g.heap), CB_OK);
+    Node *holder = g.rc();
+    int ih = holder->id;
+    cb_host_ref h1 = g.host(1), h2 = g.host(1);
+    g.set_slot(h1, 0, t);
+    g.drop(t);
+    g.set_slot(h2, 0, holder);
+    g.link(holder, holder);
+    g.drop(holder);
+    WeakRec *w = g.weakref(t, holder);
+    ASSERT_EQ(g.full(), CB_OK);
+    EXPECT_TRUE(g.dead(it));
+    EXPECT_TRUE(g.dead(ih));
+    EXPECT_EQ(g.count_ev(Ev::WeakCb), 0) << g.event_log();
+    (void)w;
+}
+
 TEST_P(FinalizeHost, HostObjectAllocatedByFinalizerIsBlack) {
     // A finalizer allocates an unrooted host object: allocated during the
     // collection, it survives it; the next collection reclaims it.
