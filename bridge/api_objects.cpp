@@ -310,10 +310,8 @@ cb_status cb_weakref_free(cb_heap *heap, cb_weakref *ref) {
     if (!heap) return CB_ERR_NULL_ARGUMENT;
     if (!ref) return heap->misuse(CB_ERR_NULL_ARGUMENT, nullptr, "cb_weakref_free");
     if (ref->free_requested) return heap->misuse(CB_ERR_BAD_ARGUMENT, nullptr, "cb_weakref_free twice");
-    void *target = ref->target;
+    cb::detach_from_target(*heap, ref);
     heap->weakrefs.forget(ref);
-    if (target && !heap->weakrefs.has(target))
-        if (Header *h = heap->quiet_header(target)) h->clear(Header::kHasWeakrefs);
     if (ref->queued) ref->free_requested = true;   // the running callback loop frees it
     else delete ref;
     return CB_OK;

@@ -73,6 +73,7 @@ private:
     void begin();
     void count();
     void recount_garbage();
+    intptr_t external_count(const Header *h, intptr_t count) const;
     // marking.cpp
     void scan(Header *h);
     bool drain(size_t budget);
@@ -120,7 +121,6 @@ private:
     std::vector<Header *> culprits_;
     size_t next_culprit_ = 0;
     std::vector<std::pair<Header *, Header *>> legacy_kept_;   // node, culprit
-    std::vector<Header *> resurrected_candidates_;
 
     cb_collection_stats stats_{};
     std::chrono::steady_clock::time_point start_, phase_start_;

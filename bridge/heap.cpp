@@ -169,7 +169,7 @@ void cb_heap::deallocate(Header *h) {
     // dealloc runs (weakref callbacks of what it releases) still finds an
     // untracked object with count zero, not a pointer it cannot resolve.
     if (external) {
-        if (weakrefs.any_held()) weakrefs.orphan(obj);
+        weakrefs.orphan(obj);
         auto it = externals.find(obj);
         if (it != externals.end() && &it->second->header == h) {
             externals.erase(it);
@@ -181,7 +181,7 @@ void cb_heap::deallocate(Header *h) {
 
 void cb_heap::free_memory(Header *h) {
     void *obj = cb::object_of(h);
-    if (weakrefs.any_held()) weakrefs.orphan(obj);
+    weakrefs.orphan(obj);
     if (verify()) live_objects.erase(obj);
     h->meta = (h->meta & ~Header::kPlaceMask) | (uint32_t(cb::kFreed) << Header::kPlaceShift);
     --live_allocations;

@@ -76,11 +76,8 @@ void Collection::clear_weakrefs_held_by_garbage() {
     for (Header *h : heap_.garbage) {
         if (!h) continue;
         for (cb_weakref *r : heap_.weakrefs.held_by(object_of(h))) {
-            void *target = r->target;
-            if (!target) continue;
-            heap_.weakrefs.unlink(r);
-            if (!heap_.weakrefs.has(target))
-                if (Header *t = heap_.quiet_header(target)) t->clear(Header::kHasWeakrefs);
+            if (!r->target) continue;
+            detach_from_target(heap_, r);
             stats_.weakrefs_cleared++;
         }
     }

@@ -46,6 +46,16 @@ int visit_subtract(void *target, void *arg) {
 
 }  // namespace
 
+// A node's count less the references the collector will account for
+// itself. A refcounted count includes host references, which are edges
+// when a host is marked; a handle-managed count holds only handles, and its
+// host references are roots when no host is marked.
+intptr_t Collection::external_count(const Header *h, intptr_t count) const {
+    intptr_t host = intptr_t(h->host_refs);
+    if (h->handle_managed()) return count + (subtract_host_refs_ ? 0 : host);
+    return count - (subtract_host_refs_ ? host : 0);
+}
+
 void Collection::begin() {
     start_ = phase_start_ = std::chrono::steady_clock::now();
     heap_.notify(CB_COLLECTION_START, stats_);
@@ -64,19 +74,15 @@ void Collection::count() {
                 h->set(Header::kForcedRoot);
                 c = 0;
             }
-            if (h->handle_managed()) {
-                if (young) h->set(Header::kForcedRoot);
-                h->gc_refs = saturate(c + (subtract_host_refs_ ? 0 : intptr_t(h->host_refs)));
-            } else {
-                intptr_t external = c - (subtract_host_refs_ ? intptr_t(h->host_refs) : 0);
-                if (external < 0) {
-                    heap_.report_node(CB_REPORT_REFS_EXCEED_COUNT, CB_OK, h,
-                                 "host references to %p exceed its count; kept alive", object_of(h));
-                    h->set(Header::kForcedRoot);
-                    external = 0;
-                }
-                h->gc_refs = saturate(external);
+            if (h->handle_managed() && young) h->set(Header::kForcedRoot);
+            intptr_t external = external_count(h, c);
+            if (external < 0) {
+                heap_.report_node(CB_REPORT_REFS_EXCEED_COUNT, CB_OK, h,
+                                  "host references to %p exceed its count; kept alive", object_of(h));
+                h->set(Header::kForcedRoot);
+                external = 0;
             }
+            h->gc_refs = saturate(external);
         }
         stats_.examined += heap_.generations[g].size();
     }
@@ -116,10 +122,7 @@ void Collection::recount_garbage() {
     auto &garbage = heap_.garbage;
     for (Header *h : garbage) {
         if (!h) continue;
-        intptr_t c = heap_.count(h);
-        intptr_t host = intptr_t(h->host_refs);
-        intptr_t external = h->handle_managed() ? c + (subtract_host_refs_ ? 0 : host)
-                                                : c - (subtract_host_refs_ ? host : 0);
+        intptr_t external = external_count(h, heap_.count(h));
         h->gc_refs = saturate(external < 0 ? 0 : external);
     }
     visitor_.follow_host = false;

@@ -83,6 +83,14 @@ std::vector<cb_weakref *> WeakrefTable::detach_all(const void *target) {
 
 namespace cb {
 
+void detach_from_target(cb_heap &heap, cb_weakref *ref) {
+    void *target = ref->target;
+    if (!target) return;
+    heap.weakrefs.unlink(ref);
+    if (!heap.weakrefs.has(target))
+        if (Header *h = heap.quiet_header(target)) h->clear(Header::kHasWeakrefs);
+}
+
 void clear_weakrefs(cb_heap &heap, void *obj, bool run_callbacks) {
     if (Header *h = heap.quiet_header(obj)) h->clear(Header::kHasWeakrefs);
     std::vector<cb_weakref *> refs = heap.weakrefs.detach_all(obj);

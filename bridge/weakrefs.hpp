@@ -51,6 +51,10 @@ private:
     std::unordered_set<cb_weakref *> all_;
 };
 
+// Detaches ref from its target, whose has-weakrefs flag goes when its list
+// empties. The weakref stays registered with its holder.
+void detach_from_target(cb_heap &heap, cb_weakref *ref);
+
 // Clears every weakref to obj (a dealloc, or cb_clear_weakrefs). With
 // run_callbacks, each callback runs with its holder held, as CPython's
 // PyObject_ClearWeakRefs does.
