@@ -30,6 +30,23 @@ cb_status cb_collect(cb_heap *heap, int generation, cb_collection_stats *stats) 
     return status;
 }
 
+cb_status cb_find_unreachable(cb_heap *heap, cb_found_fn found, void *ctx, cb_collection_stats *stats) {
+    if (!heap) return CB_ERR_NULL_ARGUMENT;
+    if (!found) return heap->misuse(CB_ERR_NULL_ARGUMENT, nullptr, "cb_find_unreachable");
+    if (heap->running) return refuse_reentrant(heap, "cb_find_unreachable");
+    // The host heap takes part only if its marks can be put back.
+    bool with_host = heap->has_host && heap->host.reset_marks;
+    std::vector<void *> unreachable;
+    cb_status status;
+    {
+        cb::Collection analysis(*heap, CB_FULL, with_host ? cb::Drive::kBridge : cb::Drive::kNone, nullptr);
+        status = analysis.find_unreachable(unreachable);
+        if (stats) *stats = analysis.stats();
+    }
+    for (void *obj : unreachable) found(ctx, obj);
+    return status;
+}
+
 cb_status cb_last_stats(const cb_heap *heap, cb_collection_stats *stats) {
     if (!heap) return CB_ERR_NULL_ARGUMENT;
     if (!stats) return const_cast<cb_heap *>(heap)->misuse(CB_ERR_NULL_ARGUMENT, nullptr, "cb_last_stats");

@@ -56,6 +56,20 @@ void cb_set_report_handler(cb_heap *heap, cb_report_fn handler, void *ctx) {
 
 uint64_t cb_report_count(const cb_heap *heap) { return heap ? heap->reports : 0; }
 
+static void deliver_formatted(cb_heap *heap, cb_report_kind kind, cb_status status, const void *object,
+                              const char *type_name, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    heap->deliver(kind, status, object, type_name, fmt, ap);
+    va_end(ap);
+}
+
+void cb_report_issue(cb_heap *heap, cb_report_kind kind, cb_status status, const void *object,
+                     const char *type_name, const char *message) {
+    if (!heap) return;
+    deliver_formatted(heap, kind, status, object, type_name, "%s", message ? message : "");
+}
+
 cb_status cb_type_register(cb_heap *heap, const cb_type_spec *spec, cb_type **out) {
     if (!heap) return CB_ERR_NULL_ARGUMENT;
     if (!spec || !out || !spec->traverse) return heap->misuse(CB_ERR_NULL_ARGUMENT, nullptr, "cb_type_register");
@@ -304,13 +318,21 @@ cb_status cb_weakref_new(cb_heap *heap, void *target, void *holder, cb_weakref_c
     return CB_OK;
 }
 
+cb_status cb_weakref_on_clear(cb_heap *heap, cb_weakref *ref, cb_weakref_callback on_clear) {
+    if (!heap) return CB_ERR_NULL_ARGUMENT;
+    if (!ref) return heap->misuse(CB_ERR_NULL_ARGUMENT, nullptr, "cb_weakref_on_clear");
+    if (ref->free_requested) return heap->misuse(CB_ERR_BAD_ARGUMENT, nullptr, "cb_weakref_on_clear on a freed weakref");
+    ref->on_clear = on_clear;
+    return CB_OK;
+}
+
 void *cb_weakref_get(const cb_weakref *ref) { return ref ? ref->target : nullptr; }
 
 cb_status cb_weakref_free(cb_heap *heap, cb_weakref *ref) {
     if (!heap) return CB_ERR_NULL_ARGUMENT;
     if (!ref) return heap->misuse(CB_ERR_NULL_ARGUMENT, nullptr, "cb_weakref_free");
     if (ref->free_requested) return heap->misuse(CB_ERR_BAD_ARGUMENT, nullptr, "cb_weakref_free twice");
-    cb::detach_from_target(*heap, ref);
+    cb::detach_from_target(*heap, ref, /*by_heap=*/false);
     heap->weakrefs.forget(ref);
     if (ref->queued) ref->free_requested = true;   // the running callback loop frees it
     else delete ref;

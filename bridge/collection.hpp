@@ -49,6 +49,10 @@ public:
 
     // Runs a whole collection (any drive but kHost).
     cb_status run();
+    // Counts and marks only, then puts everything back: appends the
+    // unreachable nodes to out. Runs no callback but traverses; frees
+    // nothing (analysis.cpp).
+    cb_status find_unreachable(std::vector<void *> &out);
 
     // Host-driven steps (start is also run's beginning).
     void start();
@@ -117,6 +121,7 @@ private:
     bool partitioned_ = false;
     bool ran_user_code_ = false;
     bool in_legacy_ = false;
+    bool analysis_ = false;   // find_unreachable: no events, no bookkeeping
     Header *culprit_ = nullptr;
     std::vector<Header *> culprits_;
     size_t next_culprit_ = 0;

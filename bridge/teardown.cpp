@@ -77,7 +77,7 @@ void Collection::clear_weakrefs_held_by_garbage() {
         if (!h) continue;
         for (cb_weakref *r : heap_.weakrefs.held_by(object_of(h))) {
             if (!r->target) continue;
-            detach_from_target(heap_, r);
+            detach_from_target(heap_, r, /*by_heap=*/true);
             stats_.weakrefs_cleared++;
         }
     }
@@ -94,6 +94,7 @@ void Collection::handle_weakrefs() {
         if (!h || !h->has(Header::kHasWeakrefs)) continue;
         auto refs = heap_.weakrefs.detach_all(object_of(h));
         h->clear(Header::kHasWeakrefs);
+        tell_cleared(heap_, refs);
         stats_.weakrefs_cleared += refs.size();
         for (cb_weakref *r : refs) {
             if (r->callback && !r->free_requested && holder_survives(r->holder)) {
@@ -162,8 +163,10 @@ void Collection::clear_garbage() {
     clear_weakrefs_held_by_garbage();
     for (Header *h : garbage) {
         if (!h || !h->has(Header::kHasWeakrefs)) continue;
-        stats_.weakrefs_cleared += heap_.weakrefs.detach_all(object_of(h)).size();
+        auto refs = heap_.weakrefs.detach_all(object_of(h));
+        stats_.weakrefs_cleared += refs.size();
         h->clear(Header::kHasWeakrefs);
+        tell_cleared(heap_, refs);
     }
     for (size_t i = 0; i < garbage.size(); ++i) {
         Header *h = garbage[i];

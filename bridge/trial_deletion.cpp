@@ -58,7 +58,7 @@ intptr_t Collection::external_count(const Header *h, intptr_t count) const {
 
 void Collection::begin() {
     start_ = phase_start_ = std::chrono::steady_clock::now();
-    heap_.notify(CB_COLLECTION_START, stats_);
+    if (!analysis_) heap_.notify(CB_COLLECTION_START, stats_);
 }
 
 void Collection::count() {

@@ -83,17 +83,30 @@ std::vector<cb_weakref *> WeakrefTable::detach_all(const void *target) {
 
 namespace cb {
 
-void detach_from_target(cb_heap &heap, cb_weakref *ref) {
+void detach_from_target(cb_heap &heap, cb_weakref *ref, bool by_heap) {
     void *target = ref->target;
     if (!target) return;
     heap.weakrefs.unlink(ref);
     if (!heap.weakrefs.has(target))
         if (Header *h = heap.quiet_header(target)) h->clear(Header::kHasWeakrefs);
+    if (by_heap) tell_cleared(heap, {ref});
+}
+
+void tell_cleared(cb_heap &heap, const std::vector<cb_weakref *> &refs) {
+    for (cb_weakref *r : refs) {
+        if (!r->on_clear) continue;
+        try {
+            r->on_clear(r, r->data);
+        } catch (...) {
+            heap.report(CB_REPORT_CALLBACK_THREW, CB_OK, r->holder, "weakref on_clear hook threw");
+        }
+    }
 }
 
 void clear_weakrefs(cb_heap &heap, void *obj, bool run_callbacks) {
     if (Header *h = heap.quiet_header(obj)) h->clear(Header::kHasWeakrefs);
     std::vector<cb_weakref *> refs = heap.weakrefs.detach_all(obj);
+    tell_cleared(heap, refs);
     if (!run_callbacks) return;
     for (cb_weakref *r : refs) r->queued = r->callback != nullptr;
     for (cb_weakref *r : refs) {

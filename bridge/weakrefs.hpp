@@ -16,6 +16,7 @@ struct cb_weakref {
     void *holder;              // node owning the weakref, or NULL
     cb_weakref_callback callback;
     void *data;
+    cb_weakref_callback on_clear = nullptr;   // told when the heap clears it
     cb_weakref *prev = nullptr;
     cb_weakref *next = nullptr;
     bool queued = false;       // its callback is pending in a collection
@@ -52,8 +53,12 @@ private:
 };
 
 // Detaches ref from its target, whose has-weakrefs flag goes when its list
-// empties. The weakref stays registered with its holder.
-void detach_from_target(cb_heap &heap, cb_weakref *ref);
+// empties. The weakref stays registered with its holder. Only a clear by
+// the heap (not a cb_weakref_free) tells the owner through on_clear.
+void detach_from_target(cb_heap &heap, cb_weakref *ref, bool by_heap);
+
+// Tells the owners of refs, just cleared by the heap, through on_clear.
+void tell_cleared(cb_heap &heap, const std::vector<cb_weakref *> &refs);
 
 // Clears every weakref to obj (a dealloc, or cb_clear_weakrefs). With
 // run_callbacks, each callback runs with its holder held, as CPython's

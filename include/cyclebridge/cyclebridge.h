@@ -102,6 +102,11 @@ typedef void (*cb_report_fn)(void *ctx, const cb_report *report);
 void cb_set_report_handler(cb_heap *heap, cb_report_fn handler, void *ctx);
 /* Reports issued since the heap was created. */
 uint64_t cb_report_count(const cb_heap *heap);
+/* Issues a report through the heap's handler: for adapters and runtimes,
+ * so that their errors reach the same place as the collector's. object is
+ * never read; type_name may be NULL. */
+void cb_report_issue(cb_heap *heap, cb_report_kind kind, cb_status status, const void *object,
+                     const char *type_name, const char *message);
 
 /* ------------------------------------------------------------------ */
 /* Types                                                                */
@@ -208,6 +213,12 @@ cb_status cb_weakref_new(cb_heap *heap, void *target, void *holder,
                          cb_weakref_callback callback, void *data, cb_weakref **out);
 /* The target, or NULL once cleared. */
 void *cb_weakref_get(const cb_weakref *ref);
+/* Optional: on_clear(ref, data) runs whenever the heap clears ref (its
+ * target died or was found garbage), before any user code can run, and not
+ * on cb_weakref_free. For runtimes whose weakref objects keep their own copy
+ * of the target (CPython's wr_object): it may only update the caller's own
+ * memory, never call into cyclebridge. NULL removes it. */
+cb_status cb_weakref_on_clear(cb_heap *heap, cb_weakref *ref, cb_weakref_callback on_clear);
 /* Unregisters and frees the weakref; its callback will not run. */
 cb_status cb_weakref_free(cb_heap *heap, cb_weakref *ref);
 /* Clears every weakref to obj and runs their callbacks, as a dealloc must
@@ -257,6 +268,15 @@ typedef struct cb_collection_stats {
  * Asked for from inside a callback of a running collection: CB_ERR_BUSY,
  * and nothing runs. */
 cb_status cb_collect(cb_heap *heap, int generation, cb_collection_stats *stats);
+/* Finds what a full collection would find unreachable now and calls
+ * found(ctx, obj) for each, without running any callback but traverses:
+ * nothing is finalized, cleared or freed, and no collection is recorded.
+ * A bridge-driven host takes part if its interface has reset_marks (its
+ * marks are put back); otherwise host references count as external.
+ * stats (may be NULL) gets examined, roots, garbage and host_marked. */
+typedef void (*cb_found_fn)(void *ctx, void *obj);
+cb_status cb_find_unreachable(cb_heap *heap, cb_found_fn found, void *ctx, cb_collection_stats *stats);
+
 /* Statistics of the last finished collection. */
 cb_status cb_last_stats(const cb_heap *heap, cb_collection_stats *stats);
 int cb_is_collecting(const cb_heap *heap);
