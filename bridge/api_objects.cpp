@@ -241,6 +241,14 @@ int cb_is_finalized(const cb_heap *heap, const void *obj) {
     return h && h->has(Header::kFinalized);
 }
 
+cb_status cb_mark_finalized(cb_heap *heap, void *obj) {
+    if (!heap) return CB_ERR_NULL_ARGUMENT;
+    Header *h = heap->checked_header(obj, "cb_mark_finalized");
+    if (!h) return obj ? CB_ERR_NOT_A_NODE : CB_ERR_NULL_ARGUMENT;
+    h->set(Header::kFinalized);
+    return CB_OK;
+}
+
 const cb_type *cb_type_of(const cb_heap *heap, const void *obj) {
     if (!heap) return nullptr;
     Header *h = const_cast<cb_heap *>(heap)->quiet_header(obj);

@@ -154,7 +154,10 @@ void cb_heap::deallocate(Header *h) {
         remove(h);
         if (counts[0] > 0) counts[0]--;
     }
-    if (running) running->stats().freed++;
+    // Memory from cb_alloc is counted when it is released (free_memory),
+    // which also catches deallocations that bypass this function (a
+    // runtime's own decrement to zero, CPython's Py_DECREF).
+    if (running && external) running->stats().freed++;
     if (type.spec.dealloc) {
         try {
             type.spec.dealloc(obj);
@@ -182,6 +185,7 @@ void cb_heap::deallocate(Header *h) {
 void cb_heap::free_memory(Header *h) {
     void *obj = cb::object_of(h);
     weakrefs.orphan(obj);
+    if (running) running->stats().freed++;
     if (verify()) live_objects.erase(obj);
     h->meta = (h->meta & ~Header::kPlaceMask) | (uint32_t(cb::kFreed) << Header::kPlaceShift);
     --live_allocations;

@@ -176,8 +176,12 @@ cb_status cb_track_external(cb_heap *heap, const cb_type *type, void *obj);
 cb_status cb_track(cb_heap *heap, void *obj);
 cb_status cb_untrack(cb_heap *heap, void *obj);
 int cb_is_tracked(const cb_heap *heap, const void *obj);
-/* Nonzero once the collector has run the object's finalizer. */
+/* Nonzero once the object's finalizer has run. */
 int cb_is_finalized(const cb_heap *heap, const void *obj);
+/* Records that the object's finalizer has run, for runtimes that also run
+ * finalizers themselves (CPython's PyObject_CallFinalizerFromDealloc): the
+ * collector will not run it again. */
+cb_status cb_mark_finalized(cb_heap *heap, void *obj);
 const cb_type *cb_type_of(const cb_heap *heap, const void *obj);
 
 /* The count (references, or handles for handle-managed objects). Decref to
@@ -250,7 +254,9 @@ typedef struct cb_collection_stats {
     uint64_t examined;       /* nodes in the collected set */
     uint64_t roots;          /* of those, rooted by count, handle or host */
     uint64_t garbage;        /* unreachable nodes found */
-    uint64_t freed;          /* deallocated during the collection */
+    uint64_t freed;          /* released during the collection: cb_alloc memory
+                                freed (however the count reached zero), or
+                                external objects deallocated */
     uint64_t uncollectable;  /* set aside for legacy finalizers */
     uint64_t finalized;      /* finalizers run */
     uint64_t resurrected;    /* garbage made reachable again by finalizers */

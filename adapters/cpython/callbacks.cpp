@@ -1,0 +1,100 @@
+// Each PyTypeObject whose instances the adapter allocates gets a cb_type
+// whose callbacks run the type's own slots:
+//
+//   traverse  tp_traverse, through a visitproc that passes on only
+//             collectable objects that are tracked: CPython's collector
+//             ignores visits of ints, strings, static types and untracked
+//             objects, and so does this one (the core would report them)
+//   clear     tp_clear
+//   finalize  tp_finalize, with the error indicator saved around it; an
+//             exception it leaves is reported, as CPython's
+//             PyErr_WriteUnraisable
+//   legacy    tp_del: its presence alone makes a garbage cycle uncollectable
+//   dealloc   tp_dealloc (the core calls it when its own release brought the
+//             count to zero; Py_DECREF calls it through _Py_Dealloc)
+//
+// The count is ob_refcnt, at offset 0 of every PyObject.
+#include <cstddef>
+
+#include "runtime.hpp"
+
+namespace cbpy {
+
+namespace {
+
+struct VisitBridge {
+    cb_visit_fn visit;
+    void *arg;
+    cb_heap *heap;
+};
+
+int pass_on_nodes(PyObject *o, void *bridge_ptr) {
+    auto *bridge = static_cast<VisitBridge *>(bridge_ptr);
+    if (!o || !is_gc(o) || !cb_is_tracked(bridge->heap, o)) return 0;
+    return bridge->visit(o, bridge->arg);
+}
+
+int run_traverse(void *obj, cb_visit_fn visit, void *arg) {
+    auto *o = static_cast<PyObject *>(obj);
+    traverseproc traverse = Py_TYPE(o)->tp_traverse;
+    if (!traverse) return 0;
+    VisitBridge bridge{visit, arg, runtime()->heap};
+    return traverse(o, pass_on_nodes, &bridge);
+}
+
+void run_clear(void *obj) {
+    auto *o = static_cast<PyObject *>(obj);
+    if (inquiry clear = Py_TYPE(o)->tp_clear) {
+        clear(o);
+        report_unraisable(o, "tp_clear");
+    }
+}
+
+void run_finalize(void *obj) {
+    auto *o = static_cast<PyObject *>(obj);
+    destructor finalize = Py_TYPE(o)->tp_finalize;
+    if (!finalize) return;
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    finalize(o);
+    report_unraisable(o, "tp_finalize");
+    PyErr_Restore(type, value, traceback);
+}
+
+// Never called: the collector only needs to know a legacy finalizer exists.
+void mark_legacy(void *) {}
+
+void run_dealloc(void *obj) {
+    auto *o = static_cast<PyObject *>(obj);
+    Py_TYPE(o)->tp_dealloc(o);
+}
+
+}  // namespace
+
+cb_type *node_type(PyTypeObject *tp) {
+    Runtime *rt = runtime();
+    if (!rt) {
+        bound_heap("allocation");
+        return nullptr;
+    }
+    auto it = rt->types.find(tp);
+    if (it != rt->types.end()) return it->second;
+    cb_type_spec spec{};
+    spec.name = tp->tp_name;
+    spec.kind = CB_KIND_REFCOUNTED;
+    spec.traverse = tp == &cbpy_TwinType ? traverse_twin : run_traverse;
+    spec.clear = tp->tp_clear ? run_clear : nullptr;
+    spec.finalize = tp->tp_finalize ? run_finalize : nullptr;
+    spec.legacy_finalize = tp->tp_del ? mark_legacy : nullptr;
+    spec.dealloc = run_dealloc;
+    spec.count_offset = offsetof(PyObject, ob_refcnt);
+    cb_type *type = nullptr;
+    if (cb_type_register(rt->heap, &spec, &type) != CB_OK) {
+        PyErr_SetString(PyExc_SystemError, "cyclebridge: cannot register the type with the heap");
+        return nullptr;
+    }
+    rt->types.emplace(tp, type);
+    return type;
+}
+
+}  // namespace cbpy
