@@ -42,23 +42,25 @@ int run_traverse(void *obj, cb_visit_fn visit, void *arg) {
     return traverse(o, pass_on_nodes, &bridge);
 }
 
+// Runs a slot with the pending exception (if any) set aside: what the slot
+// raises is its own, and is reported.
+template <class Slot>
+void run_slot(Slot slot, PyObject *o, const char *name) {
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    slot(o);
+    report_unraisable(o, name);
+    PyErr_Restore(type, value, traceback);
+}
+
 void run_clear(void *obj) {
     auto *o = static_cast<PyObject *>(obj);
-    if (inquiry clear = Py_TYPE(o)->tp_clear) {
-        clear(o);
-        report_unraisable(o, "tp_clear");
-    }
+    if (inquiry clear = Py_TYPE(o)->tp_clear) run_slot(clear, o, "tp_clear");
 }
 
 void run_finalize(void *obj) {
     auto *o = static_cast<PyObject *>(obj);
-    destructor finalize = Py_TYPE(o)->tp_finalize;
-    if (!finalize) return;
-    PyObject *type, *value, *traceback;
-    PyErr_Fetch(&type, &value, &traceback);
-    finalize(o);
-    report_unraisable(o, "tp_finalize");
-    PyErr_Restore(type, value, traceback);
+    if (destructor finalize = Py_TYPE(o)->tp_finalize) run_slot(finalize, o, "tp_finalize");
 }
 
 // Never called: the collector only needs to know a legacy finalizer exists.
@@ -66,7 +68,7 @@ void mark_legacy(void *) {}
 
 void run_dealloc(void *obj) {
     auto *o = static_cast<PyObject *>(obj);
-    Py_TYPE(o)->tp_dealloc(o);
+    run_slot(Py_TYPE(o)->tp_dealloc, o, "tp_dealloc");
 }
 
 }  // namespace
