@@ -22,6 +22,10 @@ def parse_args():
                         help="directory holding the built cycles extension")
     parser.add_argument("-n", type=int, default=10000,
                         help="instances per scenario (default 10000)")
+    parser.add_argument("--random", type=int, default=0, metavar="SEEDS",
+                        help="also run random graphs for seeds 1..SEEDS")
+    parser.add_argument("--random-size", type=int, default=200,
+                        help="nodes per random graph (default 200)")
     parser.add_argument("--json", action="store_true",
                         help="print the counts as one JSON object")
     args = parser.parse_args()
@@ -131,6 +135,23 @@ def run(cycles, n):
     return scenarios, runner.legacy_freed_by_cleanup
 
 
+def random_graphs(cycles, seeds, size):
+    """For each seed, which nodes of its random graph one gc.collect() freed
+    ('0'/'1' per node); then everything is released and must die."""
+    graphs = {}
+    for seed in range(1, seeds + 1):
+        gc.collect()
+        cycles.random_graph(seed, size, host_list)
+        gc.collect()
+        graphs[str(seed)] = cycles.random_dead(size)
+        cycles.random_release()
+        gc.collect()
+        if cycles.random_dead(size) != "1" * size:
+            raise SystemExit(f"crosscheck: random graph {seed} left nodes alive after release")
+        cycles.random_forget()
+    return graphs
+
+
 def expected(n):
     paired = 2 * (n // 2)   # the pair scenarios build n/2 pairs
 
@@ -191,13 +212,17 @@ def main():
     gc.disable()
     try:
         scenarios, legacy_freed_by_cleanup = run(cycles, args.n)
+        graphs = random_graphs(cycles, args.random, args.random_size)
     finally:
         if was_enabled:
             gc.enable()
 
     if args.json:
-        json.dump({"python": platform.python_version(), "n": args.n,
-                   "scenarios": scenarios}, sys.stdout, sort_keys=False)
+        output = {"python": platform.python_version(), "n": args.n,
+                  "scenarios": scenarios}
+        if args.random:
+            output["random"] = {"size": args.random_size, "graphs": graphs}
+        json.dump(output, sys.stdout, sort_keys=False)
         sys.stdout.write("\n")
         return 0
 

@@ -103,7 +103,12 @@ typedef struct {
     PyObject *a;
     PyObject *b;
     PyObject *weakreflist;
+    int id;   /* 1-based index in a random graph, 0 otherwise */
 } NodeObject;
+
+/* Which nodes of the current random graph were deallocated. */
+static unsigned char *random_dead;
+static int random_size;
 
 static int node_traverse(PyObject *op, visitproc visit, void *arg)
 {
@@ -130,6 +135,9 @@ static void node_dealloc(PyObject *op)
     }
     node_clear(op);
     dealloc_counts[CYC_NODE]++;
+    if (self->id > 0 && self->id <= random_size) {
+        random_dead[self->id - 1] = 1;
+    }
     Py_TYPE(op)->tp_free(op);
 }
 
@@ -713,4 +721,88 @@ int cyc_heap_type_cycles(int n)
     Py_DECREF(type);
     Py_DECREF(registry);
     return status;
+}
+
+/* ---- random graphs: the same graph for every collector ------------------ */
+
+static RefArray random_roots;
+
+/* xorshift32: the same sequence on every platform, for a given seed. */
+static uint32_t next_random(uint32_t *state)
+{
+    uint32_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return *state = x;
+}
+
+int cyc_random_graph(unsigned seed, int n, cyc_wrap_fn wrap, void *ctx)
+{
+    if (check_count(n) < 0) {
+        return -1;
+    }
+    cyc_random_release();
+    cyc_random_forget();
+    random_dead = calloc(n ? (size_t)n : 1, 1);
+    PyObject **nodes = calloc(n ? (size_t)n : 1, sizeof(PyObject *));
+    if (random_dead == NULL || nodes == NULL) {
+        free(nodes);
+        PyErr_NoMemory();
+        return -1;
+    }
+    random_size = n;
+    uint32_t state = seed * 2654435761u + 1u;
+    int status = 0;
+    for (int i = 0; i < n && status == 0; i++) {
+        nodes[i] = cyc_node_new();
+        if (nodes[i] == NULL) {
+            status = -1;
+            break;
+        }
+        ((NodeObject *)nodes[i])->id = i + 1;
+    }
+    for (int i = 0; i < n && status == 0; i++) {
+        uint32_t r = next_random(&state);
+        /* a: another node half of the time */
+        if (r % 2 == 0) {
+            status = cyc_node_set(nodes[i], 0, nodes[next_random(&state) % (uint32_t)n]);
+        }
+        /* b: a node, a host object holding a node, or nothing */
+        uint32_t kind = (r >> 1) % 4;
+        PyObject *target = nodes[next_random(&state) % (uint32_t)n];
+        if (status == 0 && kind == 0) {
+            status = cyc_node_set(nodes[i], 1, target);
+        } else if (status == 0 && kind == 1 && wrap != NULL) {
+            PyObject *host = wrap(target, ctx);
+            status = host == NULL ? -1 : cyc_node_set(nodes[i], 1, host);
+            Py_XDECREF(host);
+        }
+        /* one node in eight is held from outside */
+        if (status == 0 && (r >> 3) % 8 == 0) {
+            status = ref_array_append(&random_roots, nodes[i]);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        Py_XDECREF(nodes[i]);
+    }
+    free(nodes);
+    return status;
+}
+
+int cyc_random_dead(int i)
+{
+    return i >= 0 && i < random_size ? random_dead[i] : -1;
+}
+
+void cyc_random_release(void)
+{
+    ref_array_release(&random_roots);
+}
+
+void cyc_random_forget(void)
+{
+    free(random_dead);
+    random_dead = NULL;
+    random_size = 0;
 }

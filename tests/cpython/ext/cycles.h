@@ -83,6 +83,18 @@ void cyc_break_legacy(void);
  * cycle runs instance -> type -> registry -> instance. */
 int cyc_heap_type_cycles(int n);
 
+/* A random graph of n Nodes from seed (the same graph wherever it runs):
+ * each node's `a` is another node half of the time, its `b` a node, a host
+ * object made by wrap() holding a node, or nothing; one node in eight is
+ * held from outside (until cyc_random_release). Every other reference the
+ * builder made is dropped. cyc_random_dead(i) tells whether node i has been
+ * deallocated since; cyc_random_forget frees that record (once every node
+ * of the graph is gone). */
+int cyc_random_graph(unsigned seed, int n, cyc_wrap_fn wrap, void *ctx);
+int cyc_random_dead(int i);
+void cyc_random_release(void);
+void cyc_random_forget(void);
+
 #ifdef __cplusplus
 }
 #endif

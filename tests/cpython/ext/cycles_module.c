@@ -70,6 +70,50 @@ static PyObject *host_cycles(PyObject *module, PyObject *args)
     return none_or_null(cyc_host_cycles(n, call_factory, factory));
 }
 
+static PyObject *random_graph(PyObject *module, PyObject *args)
+{
+    unsigned seed;
+    int n;
+    PyObject *factory;
+    if (!PyArg_ParseTuple(args, "IiO:random_graph", &seed, &n, &factory)) {
+        return NULL;
+    }
+    if (!PyCallable_Check(factory)) {
+        PyErr_SetString(PyExc_TypeError, "factory must be callable");
+        return NULL;
+    }
+    return none_or_null(cyc_random_graph(seed, n, call_factory, factory));
+}
+
+/* The deallocated nodes of the current random graph, as a string of 0/1. */
+static PyObject *random_dead(PyObject *module, PyObject *args)
+{
+    int n;
+    if (!PyArg_ParseTuple(args, "i:random_dead", &n)) {
+        return NULL;
+    }
+    PyObject *out = PyUnicode_New(n, 127);
+    if (out == NULL) {
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        PyUnicode_WRITE(PyUnicode_1BYTE_KIND, PyUnicode_DATA(out), i, cyc_random_dead(i) == 1 ? '1' : '0');
+    }
+    return out;
+}
+
+static PyObject *random_release(PyObject *module, PyObject *unused)
+{
+    cyc_random_release();
+    Py_RETURN_NONE;
+}
+
+static PyObject *random_forget(PyObject *module, PyObject *unused)
+{
+    cyc_random_forget();
+    Py_RETURN_NONE;
+}
+
 static PyObject *resurrecting_cycles(PyObject *module, PyObject *args)
 {
     int n;
@@ -188,6 +232,14 @@ static PyMethodDef cycles_methods[] = {
      "two_cycles(n): n/2 pairs of Nodes referring to each other."},
     {"host_cycles", host_cycles, METH_VARARGS,
      "host_cycles(n, factory): n Nodes with node.a = factory(node)."},
+    {"random_graph", random_graph, METH_VARARGS,
+     "random_graph(seed, n, factory): a random graph of n Nodes, some held."},
+    {"random_dead", random_dead, METH_VARARGS,
+     "random_dead(n): '0'/'1' per node of the random graph, 1 if deallocated."},
+    {"random_release", random_release, METH_NOARGS,
+     "random_release(): drop the random graph's held nodes."},
+    {"random_forget", random_forget, METH_NOARGS,
+     "random_forget(): free the record of deallocated nodes."},
     {"resurrecting_cycles", resurrecting_cycles, METH_VARARGS,
      "resurrecting_cycles(n): n/2 pairs of Resurrectors."},
     {"saved_count", saved_count, METH_NOARGS,
