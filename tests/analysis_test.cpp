@@ -90,6 +90,7 @@ TEST(FindUnreachable, RefusedDuringACollection) {
 TEST(FindUnreachable, AThrowingTraverseFindsNothing) {
     Graph g;
     Node *a = g.rc(), *bad = g.rc();
+    int ia = a->id;
     g.link(a, a);
     g.drop(a);
     bad->on_traverse = [](Node &, cb_visit_fn, void *) -> int { throw Boom(); };
@@ -99,7 +100,7 @@ TEST(FindUnreachable, AThrowingTraverseFindsNothing) {
     EXPECT_EQ(g.take_reports(CB_REPORT_CALLBACK_THREW), 1);
     bad->on_traverse = nullptr;
     g.full();
-    EXPECT_TRUE(g.dead(a->id));
+    EXPECT_TRUE(g.dead(ia));
 }
 
 namespace {
