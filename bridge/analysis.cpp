@@ -31,9 +31,7 @@ cb_status Collection::find_unreachable(std::vector<void *> &out) {
         }
     }
     stage_ = Stage::kDone;
-    stats_.total_ns = uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::steady_clock::now() - start_)
-                                   .count());
+    stats_.total_ns = ns_between(start_, std::chrono::steady_clock::now());
     if (failed_) out.clear();
     return failed_ ? CB_ERR_CALLBACK_FAILED : CB_OK;
 }

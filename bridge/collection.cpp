@@ -5,12 +5,6 @@
 
 namespace cb {
 
-namespace {
-uint64_t ns_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
-    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count());
-}
-}  // namespace
-
 Collection::Collection(cb_heap &heap, int generation, Drive drive, const cb_host_hooks *hooks)
     : heap_(heap),
       generation_(generation),

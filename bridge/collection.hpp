@@ -38,6 +38,10 @@ struct cb_host_visitor {
 
 namespace cb {
 
+inline uint64_t ns_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count());
+}
+
 enum class Drive { kNone, kBridge, kHost };
 
 class Collection {

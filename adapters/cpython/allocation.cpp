@@ -37,7 +37,7 @@ PyObject *allocate(PyTypeObject *tp, Py_ssize_t nitems) {
 void call_finalizer(PyObject *self) {
     PyTypeObject *tp = Py_TYPE(self);
     if (!tp->tp_finalize) return;
-    cb_heap *heap = runtime() ? runtime()->heap : nullptr;
+    cb_heap *heap = cbpy_heap();
     bool gc = is_gc(self) && heap;
     if (gc && cb_is_finalized(heap, self)) return;
     PyObject *type, *value, *traceback;
@@ -127,12 +127,12 @@ void PyObject_GC_UnTrack(void *op) {
 }
 
 int PyObject_GC_IsTracked(PyObject *op) {
-    cb_heap *heap = cbpy::runtime() ? cbpy::runtime()->heap : nullptr;
+    cb_heap *heap = cbpy_heap();
     return heap && cbpy::is_gc(op) && cb_is_tracked(heap, op);
 }
 
 int PyObject_GC_IsFinalized(PyObject *op) {
-    cb_heap *heap = cbpy::runtime() ? cbpy::runtime()->heap : nullptr;
+    cb_heap *heap = cbpy_heap();
     return heap && cbpy::is_gc(op) && cb_is_finalized(heap, op);
 }
 
@@ -165,7 +165,7 @@ int PyObject_CallFinalizerFromDealloc(PyObject *self) {
     if (Py_REFCNT(self) == 0) return 0;
     // Resurrected. The core untracks before the deallocations it starts;
     // the object lives on as it was before: tracked.
-    cb_heap *heap = cbpy::runtime() ? cbpy::runtime()->heap : nullptr;
+    cb_heap *heap = cbpy_heap();
     if (heap && cbpy::is_gc(self) && !cb_is_tracked(heap, self)) cb_track(heap, self);
     return -1;
 }

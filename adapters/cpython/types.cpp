@@ -213,16 +213,18 @@ int PyType_IsSubtype(PyTypeObject *a, PyTypeObject *b) {
 }
 
 void *PyType_GetSlot(PyTypeObject *type, int slot) {
-    if (!type || slot <= 0 || slot > Py_am_send || slot == Py_tp_base || slot == Py_tp_bases ||
-        slot == Py_tp_members || slot == Py_tp_doc) {
-        if (type && slot == Py_tp_doc) return const_cast<char *>(type->tp_doc);
-        if (type && slot == Py_tp_members) return type->tp_members;
-        if (type && slot == Py_tp_base) return type->tp_base;
-        PyErr_BadInternalCall();
-        return nullptr;
+    if (type) {
+        // The slots that are not plain pointer fields of the table.
+        if (slot == Py_tp_doc) return const_cast<char *>(type->tp_doc);
+        if (slot == Py_tp_members) return type->tp_members;
+        if (slot == Py_tp_base) return type->tp_base;
+        if (slot > 0 && slot <= Py_am_send && slot != Py_tp_bases) {
+            void **field = cbpy::slot_field(type, slot);
+            return field ? *field : nullptr;
+        }
     }
-    void **field = cbpy::slot_field(type, slot);
-    return field ? *field : nullptr;
+    PyErr_BadInternalCall();
+    return nullptr;
 }
 
 PyObject *PyType_GetModule(PyTypeObject *type) {
