@@ -73,6 +73,9 @@ public:
     void mark_node(Header *h);
     void mark_host(cb_host_ref ref);
     void traverse_failed(Header *h, const char *phase);
+    // Write barriers (cb_write_barrier): keep what a new edge reaches.
+    void note_edge(Header *h);
+    void note_host_edge(cb_host_ref ref);
 
 private:
     enum class Stage { kMarking, kLegacy, kResurrect, kSurvivors, kDone };
@@ -125,6 +128,7 @@ private:
     bool partitioned_ = false;
     bool ran_user_code_ = false;
     bool in_legacy_ = false;
+    bool sweeping_ = false;   // the host is reclaiming: too late for barriers
     bool analysis_ = false;   // find_unreachable: no events, no bookkeeping
     Header *culprit_ = nullptr;
     std::vector<Header *> culprits_;

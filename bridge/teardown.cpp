@@ -170,7 +170,8 @@ void Collection::clear_garbage() {
     }
     for (size_t i = 0; i < garbage.size(); ++i) {
         Header *h = garbage[i];
-        if (!h) continue;
+        // Marked: a write barrier run by an earlier clear made it live again.
+        if (!h || h->has(Header::kMarked)) continue;
         const cb_type &type = heap_.type_of(h);
         if (!type.spec.clear) continue;
         heap_.hold(h);
@@ -239,6 +240,7 @@ void Collection::survivors_finish() {
 }
 
 void Collection::sweep() {
+    sweeping_ = true;
     if (drive_ == Drive::kBridge && full()) {
         try {
             heap_.host.sweep(heap_.host.ctx);

@@ -199,6 +199,18 @@ intptr_t cb_count(const cb_heap *heap, const void *obj);
 cb_status cb_host_acquire(cb_heap *heap, void *obj);
 cb_status cb_host_release(cb_heap *heap, void *obj);
 
+/* Write barriers, for references the collector can only find by tracing:
+ * an edge into a handle-managed node (it holds no count), and any edge to a
+ * host object. Call one right after storing such a reference in an object
+ * (an HPyField, say). Outside collections they do nothing. During one, the
+ * target, and all it reaches, survives that collection, whatever stage it
+ * is in: a finalizer that stores garbage into a live object resurrects it
+ * safely. Stores made from a clear are reported, as any resurrection by a
+ * clear is (CB_REPORT_SURVIVED_CLEAR). Edges made in the last stage (by
+ * deallocators) are not covered; see docs/api.md. */
+void cb_write_barrier(cb_heap *heap, void *node);
+void cb_write_barrier_host(cb_heap *heap, cb_host_ref ref);
+
 /* Called from a traverse (arg is the visit argument) or from a host trace
  * (arg is the cb_host_visitor): the object refers to a host object. */
 void cb_visit_host(void *arg, cb_host_ref ref);
