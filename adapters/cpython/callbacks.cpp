@@ -15,7 +15,9 @@
 //
 // The count is ob_refcnt, at offset 0 of every PyObject.
 #include <cstddef>
+#include <unordered_map>
 
+#include "interop.hpp"
 #include "runtime.hpp"
 
 namespace cbpy {
@@ -32,6 +34,12 @@ int pass_on_nodes(PyObject *o, void *bridge_ptr) {
     auto *bridge = static_cast<VisitBridge *>(bridge_ptr);
     if (!o || !is_gc(o) || !cb_is_tracked(bridge->heap, o)) return 0;
     return bridge->visit(o, bridge->arg);
+}
+
+// Types whose instances stand for foreign nodes (set_core_traverse).
+std::unordered_map<const PyTypeObject *, cb_traverse_fn> &core_traverses() {
+    static std::unordered_map<const PyTypeObject *, cb_traverse_fn> map{{&cbpy_TwinType, traverse_twin}};
+    return map;
 }
 
 int run_traverse(void *obj, cb_visit_fn visit, void *arg) {
@@ -84,7 +92,8 @@ cb_type *node_type(PyTypeObject *tp) {
     cb_type_spec spec{};
     spec.name = tp->tp_name;
     spec.kind = CB_KIND_REFCOUNTED;
-    spec.traverse = tp == &cbpy_TwinType ? traverse_twin : run_traverse;
+    auto core = core_traverses().find(tp);
+    spec.traverse = core != core_traverses().end() ? core->second : run_traverse;
     spec.clear = tp->tp_clear ? run_clear : nullptr;
     spec.finalize = tp->tp_finalize ? run_finalize : nullptr;
     spec.legacy_finalize = tp->tp_del ? mark_legacy : nullptr;
@@ -97,6 +106,22 @@ cb_type *node_type(PyTypeObject *tp) {
     }
     rt->types.emplace(tp, type);
     return type;
+}
+
+void set_core_traverse(PyTypeObject *tp, cb_traverse_fn traverse) { core_traverses()[tp] = traverse; }
+
+bool is_collectable_node(PyObject *o) {
+    Runtime *rt = runtime();
+    return o && rt && is_gc(o) && cb_is_tracked(rt->heap, o);
+}
+
+bool is_adapter_node(const void *node) {
+    Runtime *rt = runtime();
+    const cb_type *type = rt && node ? cb_type_of(rt->heap, node) : nullptr;
+    if (!type) return false;
+    for (const auto &entry : rt->types)
+        if (entry.second == type) return true;
+    return false;
 }
 
 }  // namespace cbpy
