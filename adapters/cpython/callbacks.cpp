@@ -4,7 +4,9 @@
 //   traverse  tp_traverse, through a visitproc that passes on only
 //             collectable objects that are tracked: CPython's collector
 //             ignores visits of ints, strings, static types and untracked
-//             objects, and so does this one (the core would report them)
+//             objects, and so does this one (the core would report them);
+//             types standing for foreign nodes (twins, HPy proxies) give
+//             their own core traverse instead (set_core_traverse)
 //   clear     tp_clear
 //   finalize  tp_finalize, with the error indicator saved around it; an
 //             exception it leaves is reported, as CPython's

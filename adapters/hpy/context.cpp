@@ -11,10 +11,24 @@ namespace cbhpy {
 
 namespace {
 
-// Heaps that have a context: one each, as one interpreter per heap.
+// Heaps that have a context: one each, as one interpreter per heap. Each
+// heap is used by one thread, but different heaps may be used by different
+// threads: the registry is shared.
+std::mutex registry_mutex;
 std::unordered_set<cb_heap *> &heaps_with_context() {
     static std::unordered_set<cb_heap *> heaps;
     return heaps;
+}
+
+// Claims heap for a new context; false if it has one.
+bool claim(cb_heap *heap) {
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    return heaps_with_context().insert(heap).second;
+}
+
+void unclaim(cb_heap *heap) {
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    heaps_with_context().erase(heap);
 }
 
 std::string vformat(const char *fmt, va_list ap) {
@@ -68,18 +82,21 @@ HPyContext *cbhpy_open(cb_heap *heap, const cbhpy_options *options) {
         std::fprintf(stderr, "cyclebridge hpy: cbhpy_open with a NULL heap\n");
         return nullptr;
     }
-    if (heaps_with_context().count(heap)) {
-        cb_report_issue(heap, CB_REPORT_API_MISUSE, CB_ERR_BUSY, nullptr, nullptr,
-                        "cbhpy_open: the heap has an HPy context already");
-        return nullptr;
-    }
     if (options && options->host && (!options->host->hold || !options->host->release)) {
         cb_report_issue(heap, CB_REPORT_API_MISUSE, CB_ERR_BAD_ARGUMENT, nullptr, nullptr,
                         "cbhpy_open: cbhpy_host needs both hold and release");
         return nullptr;
     }
+    if (!claim(heap)) {
+        cb_report_issue(heap, CB_REPORT_API_MISUSE, CB_ERR_BUSY, nullptr, nullptr,
+                        "cbhpy_open: the heap has an HPy context already");
+        return nullptr;
+    }
     auto *ctx = new (std::nothrow) Context;
-    if (!ctx) return nullptr;
+    if (!ctx) {
+        unclaim(heap);
+        return nullptr;
+    }
     ctx->heap = heap;
     ctx->debug = options && (options->flags & CBHPY_DEBUG);
     if (options && options->host) {
@@ -88,10 +105,10 @@ HPyContext *cbhpy_open(cb_heap *heap, const cbhpy_options *options) {
     }
     register_proxy_type();
     if (!init_metatype(ctx)) {
+        unclaim(heap);
         delete ctx;
         return nullptr;
     }
-    heaps_with_context().insert(heap);
     return ctx;
 }
 
@@ -138,7 +155,7 @@ cb_status cbhpy_close(HPyContext *ctx) {
         ctx->error = "SystemError: HPy objects are still alive";
         return CB_ERR_BUSY;
     }
-    heaps_with_context().erase(ctx->heap);
+    unclaim(ctx->heap);
     delete ctx;
     return CB_OK;
 }

@@ -324,3 +324,23 @@ TEST(Conversions, RoundTripsKeepIdentity) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Context, OpenRefusesAHostWithoutRelease) {
+    cb_heap *heap = cb_heap_new(nullptr);
+    int reports = 0;
+    cb_set_report_handler(heap, [](void *n, const cb_report *) { ++*static_cast<int *>(n); }, &reports);
+    cbhpy_host half{};
+    half.hold = [](void *, cb_host_ref) { return 0; };
+    cbhpy_options options{};
+    options.host = &half;
+    EXPECT_EQ(cbhpy_open(heap, &options), nullptr);
+    EXPECT_EQ(reports, 1);
+    HPyContext *ctx = cbhpy_open(heap, nullptr);   // the refusal claimed nothing
+    ASSERT_NE(ctx, nullptr);
+    EXPECT_EQ(cbhpy_close(ctx), CB_OK);
+    cb_heap_destroy(heap);
+}
+
+}  // namespace
