@@ -57,7 +57,7 @@ public:
         cyc_reset_counts();
     }
 
-    ~AdapterRuntime() {
+    virtual ~AdapterRuntime() {
         PyErr_Clear();
         cb_uncollectable_release(heap);
         cyc_break_legacy();
@@ -98,11 +98,11 @@ public:
         for (int g = 0; g <= CB_FULL; ++g) n += cb_generation_size(heap, g);
         return n;
     }
-    // Reports of this kind, consumed.
-    int take(cb_report_kind kind) {
+    // Reports of this kind (whose message contains `text`), consumed.
+    int take(cb_report_kind kind, const std::string &text = "") {
         int n = 0;
         for (auto it = reports.begin(); it != reports.end();) {
-            if (it->kind == kind) {
+            if (it->kind == kind && it->message.find(text) != std::string::npos) {
                 ++n;
                 it = reports.erase(it);
             } else {
