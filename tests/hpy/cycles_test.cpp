@@ -11,6 +11,22 @@ class Cycles : public ::testing::TestWithParam<cb_drive_mode> {};
 
 constexpr int kN = 10000;
 
+// hpy.a = py; py.a = proxy(hpy). Returns py (a new reference) and the HPy
+// object's id; no handle is left open.
+PyObject *hpy_py_cycle(HpyRuntime &rt, long *id) {
+    HPy node = hn_new(rt.ctx, HN_NODE);
+    *id = hn_id(rt.ctx, node);
+    PyObject *py = cyc_node_new();
+    HPy hpy_py = HPy_FromPyObject(rt.ctx, py);
+    EXPECT_EQ(hn_set(rt.ctx, node, 0, hpy_py), 0);
+    PyObject *proxy = HPy_AsPyObject(rt.ctx, node);
+    EXPECT_EQ(cyc_node_set(py, 0, proxy), 0);
+    Py_DECREF(proxy);
+    HPy_Close(rt.ctx, hpy_py);
+    HPy_Close(rt.ctx, node);
+    return py;
+}
+
 TEST_P(Cycles, FieldOnlyCyclesAreFreedByOneCollection) {
     HpyRuntime rt(GetParam());
     size_t baseline = cbhpy_live_objects(rt.ctx);
@@ -73,18 +89,8 @@ TEST_P(Cycles, LiveCyclesSurvive) {
 TEST_P(Cycles, HPyAndCPythonStyleCyclesAreFreedByOneCollection) {
     // hpy.a = py; py.a = proxy(hpy), kN times.
     HpyRuntime rt(GetParam());
-    for (int i = 0; i < kN; ++i) {
-        HPy node = hn_new(rt.ctx, HN_NODE);
-        PyObject *py = cyc_node_new();
-        HPy hpy_py = HPy_FromPyObject(rt.ctx, py);
-        ASSERT_EQ(hn_set(rt.ctx, node, 0, hpy_py), 0);
-        PyObject *proxy = HPy_AsPyObject(rt.ctx, node);
-        ASSERT_EQ(cyc_node_set(py, 0, proxy), 0);
-        Py_DECREF(proxy);
-        Py_DECREF(py);
-        HPy_Close(rt.ctx, hpy_py);
-        HPy_Close(rt.ctx, node);
-    }
+    long id;
+    for (int i = 0; i < kN; ++i) Py_DECREF(hpy_py_cycle(rt, &id));
     rt.collect();
     EXPECT_EQ(hn_destroyed(HN_NODE), kN);
     EXPECT_EQ(cyc_deallocs(CYC_NODE), kN);
@@ -92,16 +98,8 @@ TEST_P(Cycles, HPyAndCPythonStyleCyclesAreFreedByOneCollection) {
 
 TEST_P(Cycles, LiveHPyAndCPythonStyleCycleSurvivesUntilCDropsIt) {
     HpyRuntime rt(GetParam());
-    HPy node = hn_new(rt.ctx, HN_NODE);
-    long id = hn_id(rt.ctx, node);
-    PyObject *py = cyc_node_new();
-    HPy hpy_py = HPy_FromPyObject(rt.ctx, py);
-    ASSERT_EQ(hn_set(rt.ctx, node, 0, hpy_py), 0);
-    PyObject *proxy = HPy_AsPyObject(rt.ctx, node);
-    ASSERT_EQ(cyc_node_set(py, 0, proxy), 0);
-    Py_DECREF(proxy);
-    HPy_Close(rt.ctx, hpy_py);
-    HPy_Close(rt.ctx, node);
+    long id;
+    PyObject *py = hpy_py_cycle(rt, &id);
     for (int i = 0; i < 3; ++i) rt.collect();   // C still holds py
     EXPECT_FALSE(hn_was_destroyed(id));
     EXPECT_EQ(cyc_deallocs(CYC_NODE), 0);
