@@ -46,9 +46,10 @@ void finalize_object(void *obj) {
     if (ctx->error_set)
         report(ctx, CB_REPORT_API_MISUSE, o, "hpy: HPy_tp_finalize of %s left an error: %s", o->type->name.c_str(),
                ctx->error.c_str());
+    // The finalizer may have closed its handle already (a misuse, reported).
+    if (ctx->handles.find(self)) _cbhpy_Close(ctx, self, "HPy_tp_finalize");
     ctx->error_set = had_error;
     ctx->error = saved;
-    _cbhpy_Close(ctx, self, "HPy_tp_finalize");
 }
 
 void dealloc_object(void *obj) {
@@ -64,10 +65,16 @@ void dealloc_object(void *obj) {
         described_by(o)->type_object = nullptr;
     } else {
         if (type->destroy) {
+            // A refused call from the destroy is reported; the error it
+            // sets is not left to whoever started the collection.
+            bool had_error = ctx->error_set;
+            std::string saved = ctx->error;
             const TypeRecord *outer = ctx->destroying;
             ctx->destroying = type;
             type->destroy(o->data());
             ctx->destroying = outer;
+            ctx->error_set = had_error;
+            ctx->error = saved;
         }
         --type->instances;
     }
@@ -217,6 +224,7 @@ HPy _cbhpy_New(HPyContext *ctx, HPy h_type, void **data, const char *where) {
         return HPy_NULL;
     }
     ++record->instances;
+    cb_write_barrier(ctx->heap, type_object);   // the instance's edge to its type holds no count
     if (data) *data = o->data();
     return adopt_handle(ctx, Ref::make(RefKind::kObject, o), where);
 }

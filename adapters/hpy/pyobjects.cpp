@@ -112,6 +112,7 @@ PyObject *_cbhpy_AsPyObject(HPyContext *ctx, HPy h, const char *where) {
         proxy->target = o;
         o->proxy = proxy;
         PyObject_GC_Track(proxy);
+        cb_write_barrier(ctx->heap, o);   // the proxy's edge holds no count
         return reinterpret_cast<PyObject *>(proxy);
     }
     case RefKind::kInvalid:
