@@ -133,12 +133,7 @@ cb_status cbhpy_close(HPyContext *ctx) {
         }
         std::vector<HPy> leaked;
         ctx->handles.each_open([&](HPy h, const HandleSlot &) { leaked.push_back(h); });
-        for (HPy h : leaked) {
-            HandleSlot *slot = ctx->handles.find(h);
-            Ref ref = slot->ref;
-            ctx->handles.close(slot, "cbhpy_close", ctx->debug);
-            release_strong(ctx, ref);
-        }
+        for (HPy h : leaked) _cbhpy_Close(ctx, h, "cbhpy_close");
     }
     drop_globals(ctx);
     if (TypeRecord *meta = ctx->metatype; meta && meta->type_object && meta->type_object->handles > 0) {

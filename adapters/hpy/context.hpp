@@ -63,8 +63,6 @@ struct TypeRecord {
     cb_type *node_type = nullptr;
     // The type object, an HPy object itself; nullptr once it is freed.
     struct ObjectPrefix *type_object = nullptr;
-    // Instances (the type's own object excluded) not freed yet.
-    size_t instances = 0;
 };
 
 // In front of every HPy object's struct. The node pointer the core sees is
@@ -155,6 +153,26 @@ void report(Context *ctx, cb_report_kind kind, const void *object, const char *f
     __attribute__((format(printf, 4, 5)));
 // Every API entry: false (error set) when ctx is null or inside a destroy.
 bool enter(Context *ctx, const char *what, const char *where);
+// Around an extension callback the collector runs: the caller's pending
+// error is set aside, and put back afterwards whatever the callback left.
+class ErrorSetAside {
+public:
+    explicit ErrorSetAside(Context *ctx) : ctx_(ctx), had_(ctx->error_set), saved_(std::move(ctx->error)) {
+        ctx->error_set = false;
+        ctx->error.clear();
+    }
+    ~ErrorSetAside() {
+        ctx_->error_set = had_;
+        ctx_->error = std::move(saved_);
+    }
+    ErrorSetAside(const ErrorSetAside &) = delete;
+    ErrorSetAside &operator=(const ErrorSetAside &) = delete;
+
+private:
+    Context *ctx_;
+    bool had_;
+    std::string saved_;
+};
 
 // ---- references (references.cpp) ---------------------------------------
 // The reference an open handle holds, or a null Ref (error set, reported)
@@ -175,6 +193,8 @@ int visit_ref(Ref ref, cb_visit_fn visit, void *arg);
 
 // ---- objects (objects.cpp) ----------------------------------------------
 ObjectPrefix *object_of(Ref ref);   // kObject refs only
+// The HPy object handle h refers to, or nullptr (error set, reported).
+ObjectPrefix *resolve_object(Context *ctx, HPy h, const char *what, const char *where);
 // Registers the type of types and makes its object.
 bool init_metatype(Context *ctx);
 

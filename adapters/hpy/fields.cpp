@@ -49,13 +49,12 @@ int on_field(HPyField *f, void *state) {
 
 // The object owning an HPyField argument, checked.
 ObjectPrefix *field_owner(Context *ctx, HPy h, const char *what, const char *where) {
-    Ref ref;
-    if (!resolve(ctx, h, what, where, false, ref)) return nullptr;
-    if (ref.kind() != RefKind::kObject || object_of(ref)->type == ctx->metatype) {
-        fail(ctx, where, "%s: fields belong to instances of HPy types; the handle refers to something else", what);
+    ObjectPrefix *owner = resolve_object(ctx, h, what, where);
+    if (owner && owner->type == ctx->metatype) {
+        fail(ctx, where, "%s: fields belong to instances of HPy types, not to type objects", what);
         return nullptr;
     }
-    return object_of(ref);
+    return owner;
 }
 
 }  // namespace

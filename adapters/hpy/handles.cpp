@@ -46,11 +46,8 @@ HandleSlot *HandleTable::slot_of(HPy h) {
 uint32_t HandleTable::generation_of(HPy h) { return uint32_t(static_cast<uint64_t>(h._i) >> 32); }
 
 HandleSlot *HandleTable::find(HPy h) {
-    uint64_t raw = static_cast<uint64_t>(h._i);
-    uint64_t index = (raw & kIndexMask);
-    if (index == 0 || index > slots_.size()) return nullptr;
-    HandleSlot &slot = slots_[index - 1];
-    return slot.open && slot.generation == uint32_t(raw >> 32) ? &slot : nullptr;
+    HandleSlot *slot = slot_of(h);
+    return slot && slot->open && slot->generation == generation_of(h) ? slot : nullptr;
 }
 
 void HandleTable::close(HandleSlot *slot, const char *where, bool debug) {

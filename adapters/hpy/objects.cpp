@@ -39,17 +39,13 @@ void finalize_object(void *obj) {
     // The finalizer gets a handle of its own, as any HPy function does.
     if (cb_incref(ctx->heap, o) != CB_OK) return;
     HPy self = adopt_handle(ctx, Ref::make(RefKind::kObject, o), "HPy_tp_finalize");
-    bool had_error = ctx->error_set;
-    std::string saved = ctx->error;
-    ctx->error_set = false;
+    ErrorSetAside aside(ctx);
     o->type->finalize(ctx, self);
     if (ctx->error_set)
         report(ctx, CB_REPORT_API_MISUSE, o, "hpy: HPy_tp_finalize of %s left an error: %s", o->type->name.c_str(),
                ctx->error.c_str());
     // The finalizer may have closed its handle already (a misuse, reported).
     if (ctx->handles.find(self)) _cbhpy_Close(ctx, self, "HPy_tp_finalize");
-    ctx->error_set = had_error;
-    ctx->error = saved;
 }
 
 void dealloc_object(void *obj) {
@@ -67,27 +63,20 @@ void dealloc_object(void *obj) {
         if (type->destroy) {
             // A refused call from the destroy is reported; the error it
             // sets is not left to whoever started the collection.
-            bool had_error = ctx->error_set;
-            std::string saved = ctx->error;
+            ErrorSetAside aside(ctx);
             const TypeRecord *outer = ctx->destroying;
             ctx->destroying = type;
             type->destroy(o->data());
             ctx->destroying = outer;
-            ctx->error_set = had_error;
-            ctx->error = saved;
         }
-        --type->instances;
     }
     --ctx->live_objects;
     cb_free(ctx->heap, o);
 }
 
-TypeRecord *add_type(Context *ctx, std::string name, size_t basicsize) {
-    auto record = std::make_unique<TypeRecord>();
-    record->ctx = ctx;
-    record->name = std::move(name);
-    record->basicsize = basicsize;
-    ctx->types.push_back(std::move(record));
+// The context keeps every type record until it closes.
+TypeRecord *keep_type(Context *ctx, TypeRecord record) {
+    ctx->types.push_back(std::make_unique<TypeRecord>(std::move(record)));
     return ctx->types.back().get();
 }
 
@@ -122,18 +111,6 @@ ObjectPrefix *make_type_object(Context *ctx, TypeRecord *described) {
     return o;
 }
 
-// The object a handle refers to, if it is an HPy object.
-ObjectPrefix *resolve_object(Context *ctx, HPy h, const char *what, const char *where) {
-    Ref ref;
-    if (!resolve(ctx, h, what, where, false, ref)) return nullptr;
-    if (ref.kind() != RefKind::kObject) {
-        fail(ctx, where, "%s: the handle refers to a %s, not an HPy object", what,
-             ref.kind() == RefKind::kPyObject ? "PyObject" : "host object");
-        return nullptr;
-    }
-    return object_of(ref);
-}
-
 bool take_slot(Context *ctx, TypeRecord *record, const HPySlot &slot, const char *where) {
     switch (slot.slot) {
     case HPy_tp_traverse: record->traverse = reinterpret_cast<HPyFunc_traverseproc>(slot.impl); return true;
@@ -149,8 +126,20 @@ bool take_slot(Context *ctx, TypeRecord *record, const HPySlot &slot, const char
 
 ObjectPrefix *object_of(Ref ref) { return static_cast<ObjectPrefix *>(ref.ptr()); }
 
+ObjectPrefix *resolve_object(Context *ctx, HPy h, const char *what, const char *where) {
+    Ref ref;
+    if (!resolve(ctx, h, what, where, false, ref)) return nullptr;
+    if (ref.kind() != RefKind::kObject) {
+        fail(ctx, where, "%s: the handle refers to a %s, not an HPy object", what,
+             ref.kind() == RefKind::kPyObject ? "PyObject" : "host object");
+        return nullptr;
+    }
+    return object_of(ref);
+}
+
+
 bool init_metatype(Context *ctx) {
-    TypeRecord *meta = add_type(ctx, "type", sizeof(TypeRecord *));
+    TypeRecord *meta = keep_type(ctx, TypeRecord{ctx, "type", sizeof(TypeRecord *)});
     ctx->metatype = meta;
     if (!register_node_type(ctx, meta)) return false;
     // The type of types is its own type; the context holds it (count 1).
@@ -193,10 +182,7 @@ HPy _cbhpy_Type_FromSpec(HPyContext *ctx, HPyType_Spec *spec, HPyType_SpecParam 
         }
         if (!take_slot(ctx, &record, (*def)->slot, where)) return HPy_NULL;
     }
-    TypeRecord *added = add_type(ctx, record.name, record.basicsize);
-    added->traverse = record.traverse;
-    added->destroy = record.destroy;
-    added->finalize = record.finalize;
+    TypeRecord *added = keep_type(ctx, std::move(record));
     if (!register_node_type(ctx, added)) {
         fail(ctx, where, "HPyType_FromSpec(%s): the heap refused the type", spec->name);
         return HPy_NULL;
@@ -223,7 +209,6 @@ HPy _cbhpy_New(HPyContext *ctx, HPy h_type, void **data, const char *where) {
         fail(ctx, where, "HPy_New(%s): out of memory", record->name.c_str());
         return HPy_NULL;
     }
-    ++record->instances;
     cb_write_barrier(ctx->heap, type_object);   // the instance's edge to its type holds no count
     if (data) *data = o->data();
     return adopt_handle(ctx, Ref::make(RefKind::kObject, o), where);
