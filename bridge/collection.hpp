@@ -62,6 +62,8 @@ public:
     void start();
     bool trace(size_t budget);            // true when the node work list is empty
     cb_status epilogue(bool &finished);
+    void retain();                        // host refs of unmarked nodes to the host
+    bool abandon();                       // false once the teardown started
 
     cb_heap &heap() { return heap_; }
     cb_collection_stats &stats() { return stats_; }

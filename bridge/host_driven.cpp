@@ -16,6 +16,12 @@ cb_status Collection::epilogue(bool &finished) {
     return failed_ ? CB_ERR_CALLBACK_FAILED : CB_OK;
 }
 
+bool Collection::abandon() {
+    if (stage_ != Stage::kMarking) return false;
+    abort_before_teardown();
+    return true;
+}
+
 }  // namespace cb
 
 namespace {
@@ -70,6 +76,30 @@ extern "C" cb_status cb_hd_trace(cb_heap *heap, size_t budget, int *idle) {
     StepScope step(heap);
     bool empty = c->trace(budget);
     if (idle) *idle = empty ? 1 : 0;
+    return CB_OK;
+}
+
+extern "C" cb_status cb_hd_retain(cb_heap *heap) {
+    if (!heap) return CB_ERR_NULL_ARGUMENT;
+    cb::Collection *c = host_driven(heap);
+    if (!c) return heap->misuse(CB_ERR_WRONG_PHASE, nullptr, "cb_hd_retain outside a host-driven collection");
+    StepScope step(heap);
+    c->retain();
+    return CB_OK;
+}
+
+extern "C" cb_status cb_hd_abandon(cb_heap *heap) {
+    if (!heap) return CB_ERR_NULL_ARGUMENT;
+    cb::Collection *c = host_driven(heap);
+    if (!c) return heap->misuse(CB_ERR_WRONG_PHASE, nullptr, "cb_hd_abandon outside a host-driven collection");
+    bool abandoned;
+    {
+        StepScope step(heap);
+        abandoned = c->abandon();
+    }
+    if (!abandoned)
+        return heap->misuse(CB_ERR_WRONG_PHASE, nullptr, "cb_hd_abandon after the teardown started");
+    heap->host_driven.reset();
     return CB_OK;
 }
 

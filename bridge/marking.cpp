@@ -13,6 +13,8 @@ namespace cb {
 
 namespace {
 
+int visit_nothing(void *, void *) { return 0; }
+
 int visit_mark(void *target, void *arg) {
     auto *visitor = static_cast<cb_host_visitor *>(arg);
     Header *h = visitor->collection->heap().visited_header(target, /*report=*/false);
@@ -85,6 +87,29 @@ bool Collection::drain(size_t budget) {
             failed_ = true;
             heap_.report(CB_REPORT_CALLBACK_THREW, CB_ERR_CALLBACK_FAILED, nullptr,
                          "host trace threw; the collection frees nothing it cannot prove dead");
+        }
+    }
+}
+
+// For hosts that sweep before the teardown: what garbage still refers to in
+// the host must outlive this sweep, since finalizers and clears may read it.
+// Node edges are not followed: every unmarked node is visited anyway. After
+// a traverse threw, marked nodes may not have been scanned, and nothing
+// will be freed: every node's host objects are kept.
+void Collection::retain() {
+    drain(0);
+    bool all = failed_;
+    visitor_.follow_host = true;
+    for (int g = 0; g <= generation_; ++g) {
+        auto &nodes = heap_.generations[g];
+        for (size_t i = 0; i < nodes.size(); ++i) {
+            Header *h = nodes[i];
+            if (!h->has(Header::kInCollectedSet) || (h->has(Header::kMarked) && !all)) continue;
+            try {
+                heap_.type_of(h).spec.traverse(object_of(h), visit_nothing, &visitor_);
+            } catch (...) {
+                traverse_failed(h, "retaining");
+            }
         }
     }
 }

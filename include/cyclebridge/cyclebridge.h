@@ -405,6 +405,19 @@ cb_status cb_hd_prologue(cb_heap *heap, const cb_host_hooks *hooks);
 cb_status cb_hd_visit_node(cb_heap *heap, void *node);
 /* budget: nodes to trace before returning; 0 for no limit. */
 cb_status cb_hd_trace(cb_heap *heap, size_t budget, int *idle);
+/* For hosts that sweep before the teardown can run (Boehm GC: its sweep
+ * holds a lock that the code a teardown runs may need). Call it once the
+ * marking is done (the host's work list empty, idle set) and before the
+ * sweep: every host object that an unmarked node refers to arrives at
+ * hooks.mark_host. The host keeps those, and all they reach, through this
+ * sweep, but follows no node from them (such nodes are garbage already).
+ * cb_hd_epilogue then runs after the host's collection; the host objects it
+ * hands over are all alive still, and need tracing only. */
+cb_status cb_hd_retain(cb_heap *heap);
+/* Ends a host-driven collection whose marking the host gave up, before
+ * cb_hd_epilogue: nothing is freed. CB_ERR_WRONG_PHASE once the teardown
+ * has started. */
+cb_status cb_hd_abandon(cb_heap *heap);
 /* Returns CB_ERR_CALLBACK_FAILED with *finished set when a callback threw
  * during the collection: nothing was freed, and the host must not sweep
  * (its marking may be incomplete); it unmarks its objects instead. */
