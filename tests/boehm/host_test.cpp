@@ -163,7 +163,7 @@ protected:
 
     void SetUp() override {
         cb_heap_options options{};
-        options.flags = CB_HEAP_NO_AUTO_COLLECT;
+        options.flags = CB_HEAP_NO_AUTO_COLLECT | CB_HEAP_VERIFY;
         g_heap = cb_heap_new(&options);
         cb_set_report_handler(g_heap, &BoehmHost::on_report, this);
         cb_type_spec spec{};
