@@ -121,6 +121,11 @@ int main(int argc, char **argv) {
     }
     cbgc_stats stats{};
     cbgc_get_stats(&stats);
+    cb_collection_stats last{};
+    cb_last_stats(heap, &last);
+    std::printf("bridge's last collection: %.2f ms in all; by phase (ms):", last.total_ns / 1e6);
+    for (int p = 0; p < CB_PHASE_COUNT_; ++p) std::printf(" %.2f", last.phase_ns[p] / 1e6);
+    std::printf("; host objects marked %llu\n", static_cast<unsigned long long>(last.host_marked));
 
     double with = median(with_ms), without = median(without_ms), base = median(plain_ms);
     size_t nodes = kObjects / kNodeEvery;

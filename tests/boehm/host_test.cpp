@@ -351,9 +351,16 @@ TEST_F(BoehmHost, CycleThroughAllThreeHeapsIsFreed) {
 
     // ...and the next one reclaims the Boehm side.
     ASSERT_EQ(cbgc_collect(), CB_OK);
-    size_t late = 0;
-    for (uint64_t id : ids) late += is_reclaimed(id);
-    EXPECT_EQ(late, size_t(n));
+    auto count_reclaimed = [&] {
+        size_t k = 0;
+        for (uint64_t id : ids) k += is_reclaimed(id);
+        return k;
+    };
+    // Boehm scans conservatively: a stale word (more of them in sanitized
+    // builds) may keep an object a collection longer.
+    EXPECT_GE(count_reclaimed(), size_t(n) - 2);
+    for (int i = 0; i < 3 && count_reclaimed() < size_t(n); ++i) ASSERT_EQ(cbgc_collect(), CB_OK);
+    EXPECT_EQ(count_reclaimed(), size_t(n));
 }
 
 // Finalizers and clears of garbage read host objects, and through plain
