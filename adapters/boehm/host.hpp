@@ -29,6 +29,7 @@
 
 #include <cyclebridge/boehm.h>
 #include <gc/gc.h>
+#include <gc/gc_inline.h>
 #include <gc/gc_mark.h>
 
 #include <atomic>
@@ -102,6 +103,31 @@ struct Host {
 
 // The one host (Boehm's heap is one per process); nullptr when detached.
 extern Host *host;
+
+// What one Boehm object refers to, as Boehm's own scan would see it: exact
+// in host objects (Boehm objects to on_object, nodes, twin first, to
+// on_node), conservative in other kinds, nothing in pointer-free ones. For
+// the adapter's marking outside Boehm's (mark end, teardown).
+template <class OnObject, class OnNode>
+void scan_contents(const Host &h, void *base, OnObject on_object, OnNode on_node) {
+    size_t size = 0;
+    int kind = GC_get_kind_and_size(base, &size);
+    if (kind == h.kind) {
+        auto *o = static_cast<Object *>(base);
+        if (o->twin) on_node(o->twin);
+        for (uint32_t i = 0; i < o->slots; ++i) {
+            uintptr_t word = o->slot[i];
+            if (is_node(word))
+                on_node(word);
+            else if (word)
+                on_object(reinterpret_cast<void *>(word));
+        }
+    } else if (kind != GC_I_PTRFREE) {
+        auto *words = static_cast<void **>(base);
+        for (size_t i = 0; i < size / sizeof(void *); ++i)
+            if (words[i]) on_object(words[i]);
+    }
+}
 
 // objects.cpp
 Object *as_object(const void *p);   // nullptr if p is not a host object

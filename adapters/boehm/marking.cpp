@@ -3,7 +3,6 @@
 // to the bridge by their mark procedure, and at mark end the retention of
 // what the teardown may still read. No user code runs here but traverses,
 // which may not allocate.
-#include <gc/gc_inline.h>
 #include <gc/gc_mark.h>
 
 #include <thread>
@@ -81,17 +80,7 @@ void retain_closure(Host &h, std::vector<void *> &work) {
     while (!work.empty()) {
         void *base = work.back();
         work.pop_back();
-        size_t size = 0;
-        int kind = GC_get_kind_and_size(base, &size);
-        if (kind == h.kind) {
-            auto *o = static_cast<Object *>(base);
-            for (uint32_t i = 0; i < o->slots; ++i)
-                if (o->slot[i] && !is_node(o->slot[i])) push(reinterpret_cast<void *>(o->slot[i]));
-        } else if (kind != GC_I_PTRFREE) {
-            auto *words = static_cast<void **>(base);
-            for (size_t i = 0; i < size / sizeof(void *); ++i)
-                if (words[i]) push(words[i]);
-        }
+        scan_contents(h, base, push, [](uintptr_t) {});   // nodes are garbage already
     }
 }
 

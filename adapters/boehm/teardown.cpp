@@ -6,7 +6,6 @@
 // finalizer of the retainer, an object nothing refers to: each collection
 // queues it, and it registers itself again. Until it runs, Boehm collects
 // nothing (marking.cpp held collections off).
-#include <gc/gc_inline.h>
 #include <gc/gc_mark.h>
 
 #include "host.hpp"
@@ -57,23 +56,7 @@ void trace_resurrected(Host &h, bool from_store) {
             if (static_cast<char *>(p) < low || static_cast<char *>(p) > high) continue;
             void *base = GC_base(p);
             if (!base || !h.resurrected.insert(base).second) continue;
-            size_t size = 0;
-            int kind = GC_get_kind_and_size(base, &size);
-            if (kind == h.kind) {
-                auto *o = static_cast<Object *>(base);
-                if (o->twin) reach_node(o->twin);
-                for (uint32_t i = 0; i < o->slots; ++i) {
-                    uintptr_t word = o->slot[i];
-                    if (is_node(word))
-                        reach_node(word);
-                    else if (word)
-                        h.found.push_back(reinterpret_cast<void *>(word));
-                }
-            } else if (kind != GC_I_PTRFREE) {
-                auto *words = static_cast<void **>(base);
-                for (size_t i = 0; i < size / sizeof(void *); ++i)
-                    if (words[i]) h.found.push_back(words[i]);
-            }
+            scan_contents(h, base, [&](void *object) { h.found.push_back(object); }, reach_node);
         }
         if (from_store) return;   // the barrier marked all it reached already
         int idle = 0;
