@@ -1,34 +1,65 @@
 // Boehm full-collection time with and without cyclebridge taking part, on
-// the same heap, in one run: a binary tree of host objects, one in ten
-// holding a refcounted node that refers back to a host object.
+// the same heap, in one run. The heap: a binary tree of 1M host objects;
+// one in `every` holds a refcounted node that refers to a host object.
+// Two shapes for that reference:
 //
-//   with       the Boehm host attached: prologue (trial deletion over the
+//   back       to its own holder: the wrapper pair (a host object and its
+//              foreign twin refer to each other), the shape that makes
+//              cross-heap cycles
+//   random     to a host object far away in the tree: each such edge sends
+//              Boehm's marking somewhere new, and costs it a cache miss
+//
+// and two densities (one node in 10 and in 100 host objects). For each:
+//
+//   on         the Boehm host attached: prologue (trial deletion over the
 //              nodes), the mark procedure handing nodes to the bridge,
 //              retention at mark end, the teardown (cbgc_collect)
-//   without    the same heap, the host detached: Boehm marks host objects
-//              with the same mark procedure, which skips the nodes
-//   plain      a tree of the same shape and sizes made of GC_malloc objects
-//              (Boehm's own conservative scan), built and measured first
+//   off        the same heap, the host detached, and what the nodes refer
+//              to held as roots: what a runtime without the bridge must do
+//              so that nothing the nodes reach is freed (cpyext's way, which
+//              leaks every cycle through a node); the headline ratio is
+//              on / off
+//   unrooted   detached, the nodes' references ignored: a lower bound that
+//              would be unsafe in use (host objects reachable only through
+//              nodes would be freed; none are here)
+//   plain      a tree of GC_malloc objects of the same shape with the
+//              nodes' edges as direct pointers: what Boehm alone pays for
+//              this graph
 //
-// Rounds alternate with and without; the medians give the ratio. Prints a
-// table and writes JSON (one entry per metric) to the path in argv[1].
+// Each variant is collected twice untimed first, so that Boehm's mark stack
+// has grown (deep marks overflow its first sizes). The "on" rounds run
+// before the host is detached (cbgc_detach forgets which host objects hold
+// nodes, which "on" must scan); off and unrooted rounds alternate. Medians
+// of 7 rounds. Prints a table and writes JSON (one entry per metric) to the
+// path in argv[1].
 #include <cyclebridge/boehm.h>
 #include <gc/gc.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
 namespace {
 
 constexpr size_t kObjects = 1'000'000;
-constexpr size_t kNodeEvery = 10;
 constexpr int kRounds = 7;
+constexpr int kWarmup = 2;
 
-cb_heap *heap = nullptr;
+enum class Shape { kBack, kRandom };
+
+struct Scenario {
+    Shape shape;
+    size_t every;   // one node per `every` host objects
+    const char *name;
+};
+
+struct Result {
+    double plain, on, off, unrooted;
+    size_t nodes;
+};
+
 cb_type *node_type = nullptr;
 
 struct Node {
@@ -56,27 +87,45 @@ double time_ms(void (*collect)()) {
 void boehm_collect() { GC_gcollect(); }
 void bridge_collect() { cbgc_collect(); }
 
-// A complete binary tree over objects[0..n): i's children are 2i+1, 2i+2.
-void **build_plain(size_t n) {
-    auto **objects = static_cast<void **>(GC_malloc_uncollectable(n * sizeof(void *)));
-    for (size_t i = 0; i < n; ++i) objects[i] = GC_malloc(6 * sizeof(void *));
-    for (size_t i = 0; i < n; ++i) {
-        auto **o = static_cast<void **>(objects[i]);
-        if (2 * i + 1 < n) o[3] = objects[2 * i + 1];
-        if (2 * i + 2 < n) o[4] = objects[2 * i + 2];
-    }
-    return objects;
+bool has_node(const Scenario &s, size_t i) { return i % s.every == 0; }
+
+// Where the node of object i points.
+size_t target_of(const Scenario &s, size_t i) { return s.shape == Shape::kBack ? i : (i * 7919) % kObjects; }
+
+// Drops a tree: empties the array that roots it, frees the array.
+void drop(void **objects) {
+    for (size_t i = 0; i < kObjects; ++i) objects[i] = nullptr;
+    GC_free(objects);
 }
 
-void **build_hosts(size_t n) {
-    auto **objects = static_cast<void **>(GC_malloc_uncollectable(n * sizeof(void *)));
-    for (size_t i = 0; i < n; ++i) objects[i] = cbgc_new(3, 0);
-    for (size_t i = 0; i < n; ++i) {
-        if (2 * i + 1 < n) cbgc_set_object(objects[i], 0, objects[2 * i + 1]);
-        if (2 * i + 2 < n) cbgc_set_object(objects[i], 1, objects[2 * i + 2]);
-        if (i % kNodeEvery == 0) {
+// A complete binary tree over objects[0..n): i's children are 2i+1, 2i+2.
+// The plain one has the nodes' edges as direct pointers.
+double measure_plain(const Scenario &s) {
+    auto **objects = static_cast<void **>(GC_malloc_uncollectable(kObjects * sizeof(void *)));
+    for (size_t i = 0; i < kObjects; ++i) objects[i] = GC_malloc(6 * sizeof(void *));
+    for (size_t i = 0; i < kObjects; ++i) {
+        auto **o = static_cast<void **>(objects[i]);
+        if (2 * i + 1 < kObjects) o[3] = objects[2 * i + 1];
+        if (2 * i + 2 < kObjects) o[4] = objects[2 * i + 2];
+        if (has_node(s, i)) o[5] = objects[target_of(s, i)];
+    }
+    for (int w = 0; w < kWarmup; ++w) GC_gcollect();
+    std::vector<double> ms;
+    for (int r = 0; r < kRounds; ++r) ms.push_back(time_ms(&boehm_collect));
+    drop(objects);
+    GC_gcollect();
+    return median(ms);
+}
+
+void **build_hosts(const Scenario &s, cb_heap *heap) {
+    auto **objects = static_cast<void **>(GC_malloc_uncollectable(kObjects * sizeof(void *)));
+    for (size_t i = 0; i < kObjects; ++i) objects[i] = cbgc_new(3, 0);
+    for (size_t i = 0; i < kObjects; ++i) {
+        if (2 * i + 1 < kObjects) cbgc_set_object(objects[i], 0, objects[2 * i + 1]);
+        if (2 * i + 2 < kObjects) cbgc_set_object(objects[i], 1, objects[2 * i + 2]);
+        if (has_node(s, i)) {
             auto *node = static_cast<Node *>(cb_alloc(heap, node_type, sizeof(Node)));
-            node->host = objects[(i * 7919) % n];
+            node->host = objects[target_of(s, i)];
             cb_track(heap, node);
             cbgc_set_node(objects[i], 2, node);
             cb_decref(heap, node);
@@ -85,23 +134,10 @@ void **build_hosts(size_t n) {
     return objects;
 }
 
-}  // namespace
-
-int main(int argc, char **argv) {
-    GC_INIT();
-    const char *out = argc > 1 ? argv[1] : nullptr;
-
-    // Plain Boehm, for reference.
-    void **plain = build_plain(kObjects);
-    std::vector<double> plain_ms;
-    for (int r = 0; r < kRounds; ++r) plain_ms.push_back(time_ms(&boehm_collect));
-    GC_free(plain);
-    plain = nullptr;
-    GC_gcollect();
-
+cb_heap *new_heap() {
     cb_heap_options options{};
     options.flags = CB_HEAP_NO_AUTO_COLLECT;
-    heap = cb_heap_new(&options);
+    cb_heap *heap = cb_heap_new(&options);
     cb_type_spec spec{};
     spec.name = "BenchNode";
     spec.kind = CB_KIND_REFCOUNTED;
@@ -109,51 +145,103 @@ int main(int argc, char **argv) {
     spec.clear = node_clear;
     spec.count_offset = 0;
     cb_type_register(heap, &spec, &node_type);
-    if (cbgc_attach(heap) != CB_OK) return 1;
-    void **hosts = build_hosts(kObjects);
+    return heap;
+}
 
-    std::vector<double> with_ms, without_ms;
-    for (int r = 0; r < kRounds; ++r) {
-        with_ms.push_back(time_ms(&bridge_collect));
-        cbgc_detach();
-        without_ms.push_back(time_ms(&boehm_collect));
-        cbgc_attach(heap);
-    }
+// The scenario's heap is left behind when it ends: its nodes, still held by
+// host objects when the host was detached, are never released (the
+// process ends soon).
+bool measure(const Scenario &s, Result &r) {
+    r.plain = measure_plain(s);
+    cb_heap *heap = new_heap();
+    if (cbgc_attach(heap) != CB_OK) return false;
+    void **hosts = build_hosts(s, heap);
+    r.nodes = kObjects / s.every;
+
+    for (int w = 0; w < kWarmup; ++w) cbgc_collect();
+    std::vector<double> on_ms;
+    for (int i = 0; i < kRounds; ++i) on_ms.push_back(time_ms(&bridge_collect));
     cbgc_stats stats{};
     cbgc_get_stats(&stats);
-    cb_collection_stats last{};
-    cb_last_stats(heap, &last);
-    std::printf("bridge's last collection: %.2f ms in all; by phase (ms):", last.total_ns / 1e6);
-    for (int p = 0; p < CB_PHASE_COUNT_; ++p) std::printf(" %.2f", last.phase_ns[p] / 1e6);
-    std::printf("; host objects marked %llu\n", static_cast<unsigned long long>(last.host_marked));
+    if (stats.roots != 0 || stats.zombies != 0) return false;   // the heap is what it should be
+    cbgc_detach();
 
-    double with = median(with_ms), without = median(without_ms), base = median(plain_ms);
-    size_t nodes = kObjects / kNodeEvery;
-    std::printf("Boehm full collection, %zu host objects, %zu nodes (medians of %d rounds)\n", kObjects, nodes,
+    // The nodes' targets as roots for "off"; emptied for "unrooted".
+    auto **roots = static_cast<void **>(GC_malloc_uncollectable(r.nodes * sizeof(void *)));
+    auto root_targets = [&](bool rooted) {
+        for (size_t n = 0; n < r.nodes; ++n) roots[n] = rooted ? hosts[target_of(s, n * s.every)] : nullptr;
+    };
+    root_targets(true);
+    for (int w = 0; w < kWarmup; ++w) GC_gcollect();
+    std::vector<double> off_ms, unrooted_ms;
+    for (int i = 0; i < kRounds; ++i) {
+        root_targets(true);
+        off_ms.push_back(time_ms(&boehm_collect));
+        root_targets(false);
+        unrooted_ms.push_back(time_ms(&boehm_collect));
+    }
+    GC_free(roots);
+    drop(hosts);
+    GC_gcollect();
+    r.on = median(on_ms);
+    r.off = median(off_ms);
+    r.unrooted = median(unrooted_ms);
+    return true;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    GC_INIT();
+    const char *out = argc > 1 ? argv[1] : nullptr;
+    const Scenario scenarios[] = {
+        {Shape::kBack, 10, "back_10"},
+        {Shape::kRandom, 10, "random_10"},
+        {Shape::kBack, 100, "back_100"},
+        {Shape::kRandom, 100, "random_100"},
+    };
+    std::vector<Result> results;
+    std::printf("Boehm full collection, %zu host objects, medians of %d rounds (ms; ratios to off)\n", kObjects,
                 kRounds);
-    std::printf("  plain Boehm objects        %8.2f ms  %6.2f ns/object\n", base, base * 1e6 / kObjects);
-    std::printf("  host objects, bridge off   %8.2f ms  %6.2f ns/object\n", without, without * 1e6 / kObjects);
-    std::printf("  host objects, bridge on    %8.2f ms  %6.2f ns/object\n", with, with * 1e6 / kObjects);
-    std::printf("  ratio on/off               %8.3f\n", with / without);
-    std::printf("  ratio on/plain             %8.3f\n", with / base);
-    std::printf("  roots from nodes, last     %8llu\n", static_cast<unsigned long long>(stats.roots));
+    std::printf("%-11s %7s %8s %8s %8s %8s %8s %9s %11s\n", "scenario", "nodes", "plain", "unrooted", "off", "on",
+                "on/off", "on/plain", "ns/node");
+    for (const Scenario &s : scenarios) {
+        Result r{};
+        if (!measure(s, r)) {
+            std::fprintf(stderr, "boehm_bench: scenario %s failed\n", s.name);
+            return 1;
+        }
+        results.push_back(r);
+        std::printf("%-11s %7zu %8.2f %8.2f %8.2f %8.2f %8.3f %9.3f %11.1f\n", s.name, r.nodes, r.plain,
+                    r.unrooted, r.off, r.on, r.on / r.off, r.on / r.plain, (r.on - r.off) * 1e6 / r.nodes);
+    }
 
     if (out) {
         FILE *f = std::fopen(out, "w");
         if (!f) return 1;
-        std::fprintf(f,
-                     "{\n  \"benchmark\": \"boehm_full_collection\",\n  \"objects\": %zu,\n  \"nodes\": %zu,\n"
-                     "  \"metrics\": [\n"
-                     "    {\"name\": \"boehm_plain_ms_1m\", \"value\": %.3f, \"unit\": \"ms\"},\n"
-                     "    {\"name\": \"boehm_bridge_off_ms_1m\", \"value\": %.3f, \"unit\": \"ms\"},\n"
-                     "    {\"name\": \"boehm_bridge_on_ms_1m\", \"value\": %.3f, \"unit\": \"ms\"},\n"
-                     "    {\"name\": \"boehm_ratio_on_off_1m\", \"value\": %.4f, \"unit\": \"ratio\"},\n"
-                     "    {\"name\": \"boehm_ratio_on_plain_1m\", \"value\": %.4f, \"unit\": \"ratio\"}\n"
-                     "  ]\n}\n",
-                     kObjects, nodes, base, without, with, with / without, with / base);
+        std::fprintf(f, "{\n  \"benchmark\": \"boehm_full_collection\",\n  \"objects\": %zu,\n  \"metrics\": [\n",
+                     kObjects);
+        const char *sep = "";
+        auto metric = [&](const std::string &name, double value, const char *unit) {
+            std::fprintf(f, "%s    {\"name\": \"%s\", \"value\": %.4f, \"unit\": \"%s\"}", sep, name.c_str(), value,
+                         unit);
+            sep = ",\n";
+        };
+        // The headline: the wrapper shape, one node in ten host objects.
+        metric("boehm_ratio_on_off_1m", results[0].on / results[0].off, "ratio");
+        for (size_t i = 0; i < results.size(); ++i) {
+            const Result &r = results[i];
+            std::string suffix = std::string("_1m_") + scenarios[i].name;
+            metric("boehm_plain_ms" + suffix, r.plain, "ms");
+            metric("boehm_unrooted_ms" + suffix, r.unrooted, "ms");
+            metric("boehm_off_ms" + suffix, r.off, "ms");
+            metric("boehm_on_ms" + suffix, r.on, "ms");
+            metric("boehm_ratio_on_off" + suffix, r.on / r.off, "ratio");
+            metric("boehm_ratio_on_plain" + suffix, r.on / r.plain, "ratio");
+            metric("boehm_ns_per_node" + suffix, (r.on - r.off) * 1e6 / r.nodes, "ns");
+        }
+        std::fprintf(f, "\n  ]\n}\n");
         std::fclose(f);
     }
-    for (size_t i = 0; i < kObjects; ++i) hosts[i] = nullptr;
-    GC_free(hosts);
     return 0;
 }

@@ -6,6 +6,8 @@
 // definition and only scanned when they may lead back into the set.
 // Host objects go through the host's own mark bit: inline here when the
 // bridge drives, through the host's work list when the host drives.
+#include <algorithm>
+
 #include "collection.hpp"
 #include "heap.hpp"
 
@@ -141,10 +143,14 @@ void Collection::mark_roots_outside_set() {
 // included) before the next, so every kept node names a culprit that
 // reaches it.
 void Collection::find_legacy_culprits() {
+    in_legacy_ = true;
+    // Most heaps have no such type: then no node needs a look.
+    bool any = std::any_of(heap_.types.begin(), heap_.types.end(),
+                           [](const auto &type) { return type->spec.legacy_finalize != nullptr; });
+    if (!any) return;
     for (int g = 0; g <= generation_; ++g)
         for (Header *h : heap_.generations[g])
             if (!h->has(Header::kMarked) && heap_.type_of(h).spec.legacy_finalize) culprits_.push_back(h);
-    in_legacy_ = true;
 }
 
 // Marks from the next culprit; false when there is none left.
