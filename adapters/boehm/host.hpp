@@ -47,11 +47,15 @@ namespace cbgc {
 struct Object {
     uintptr_t reserved;
     uint32_t slots;
-    uint32_t flags;
+    uint32_t flags;        // kRegistered | the epoch of the marking that last saw it
     uintptr_t twin;        // a node, tagged, or 0
     uintptr_t slot[];      // 0, a Boehm object, or a node | kNodeTag
 
     static constexpr uint32_t kRegistered = 1;   // in Host::registry
+    static constexpr uint32_t kEpochShift = 8;
+
+    uint32_t epoch() const { return flags >> kEpochShift; }
+    void set_epoch(uint32_t e) { flags = (flags & ((1u << kEpochShift) - 1)) | (e << kEpochShift); }
 };
 constexpr uintptr_t kNodeTag = 1;
 
@@ -92,6 +96,14 @@ struct Host {
     // The mark procedure runs on Boehm's marker threads; the bridge is
     // entered by one at a time.
     std::mutex bridge_lock;
+
+    // Marking (marking.cpp). Whether marker threads run, read at the root
+    // push (they cannot start during a collection). With one marker, the
+    // mark procedure counts the registered objects it sees, once each (the
+    // epoch tells), so that mark end can skip the registry when none died.
+    bool parallel = false;
+    uint32_t mark_epoch = 0;   // 24 bits, never 0 while marking
+    size_t registered_seen = 0;
 
     cbgc_stats stats{};
     std::atomic<uint64_t> mark_threads{0};

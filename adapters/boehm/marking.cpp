@@ -40,7 +40,7 @@ GC_ms_entry *push_through_nodes(Host &h, Object *o, GC_ms_entry *top, GC_ms_entr
     // One marker thread (Boehm's default until a thread is created) needs
     // no lock; parallel markers start only outside a collection.
     std::unique_lock<std::mutex> lock(h.bridge_lock, std::defer_lock);
-    if (GC_get_parallel()) lock.lock();
+    if (h.parallel) lock.lock();
     MarkStack stack{top, limit};
     current_stack = &stack;
     if (o->twin) visit_node(h, node_of(o->twin));
@@ -63,11 +63,15 @@ GC_ms_entry *mark_object(GC_word *addr, GC_ms_entry *top, GC_ms_entry *limit, GC
     // Nodes matter only while the bridge marks: after mark end, objects
     // marked for finalization hold no nodes (those were all kept already).
     // They go first, so that what they reach lies under the object's own
-    // slots on the (last in, first out) mark stack: Boehm finishes the
-    // neighbourhood it is in before it jumps to where a node leads, which
-    // keeps its marking local (measured in bench/boehm_bench.cpp: a node's
-    // edge then costs less than a direct pointer, marked at once, does).
-    if (h && h->phase == Phase::kMarking && holds_nodes(o)) top = push_through_nodes(*h, o, top, limit);
+    // slots on the (last in, first out) mark stack (docs/boehm.md, "Choices
+    // and limits").
+    if (h && h->phase == Phase::kMarking) {
+        if ((o->flags & Object::kRegistered) && !h->parallel && o->epoch() != h->mark_epoch) {
+            o->set_epoch(h->mark_epoch);
+            h->registered_seen++;
+        }
+        if (holds_nodes(o)) top = push_through_nodes(*h, o, top, limit);
+    }
     for (uint32_t i = 0; i < o->slots; ++i) {
         uintptr_t word = o->slot[i];
         if (word && !is_node(word))
@@ -114,18 +118,22 @@ void retain_for_teardown(Host &h) {
     std::vector<void *> work;
     work.swap(h.found);
 
-    h.stats.zombies = 0;
-    size_t kept = 0;
-    for (Object *o : h.registry) {
-        if (GC_is_marked(o)) {
-            h.registry[kept++] = o;
-        } else {
-            o->flags &= ~Object::kRegistered;
-            h.zombies.push_back(o);
-            work.push_back(o);
+    // One marker saw every registered object (each once): none died, and
+    // the registry needs no look.
+    bool none_died = !h.parallel && h.registered_seen == h.registry.size();
+    if (!none_died) {
+        size_t kept = 0;
+        for (Object *o : h.registry) {
+            if (GC_is_marked(o)) {
+                h.registry[kept++] = o;
+            } else {
+                o->flags &= ~Object::kRegistered;
+                h.zombies.push_back(o);
+                work.push_back(o);
+            }
         }
+        h.registry.resize(kept);
     }
-    h.registry.resize(kept);
     h.stats.zombies = h.zombies.size();
     h.stats.retained = 0;
     retain_closure(h, work);
@@ -150,6 +158,10 @@ void push_roots() {
     if (h->phase == Phase::kIdle) {
         h->roots.clear();
         static const cb_host_hooks hooks{nullptr, &on_mark_host};
+        h->parallel = GC_get_parallel() != 0;
+        h->mark_epoch = (h->mark_epoch + 1) & ((1u << (32 - Object::kEpochShift)) - 1);
+        if (h->mark_epoch == 0) h->mark_epoch = 1;   // 0 is a new object's
+        h->registered_seen = 0;
         h->phase = Phase::kPrologue;
         cb_hd_prologue(h->heap, &hooks);
         h->phase = Phase::kMarking;
