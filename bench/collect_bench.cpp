@@ -1,100 +1,159 @@
-// Full and young collections over graphs of refcounted nodes, by shape and
-// size: the starting point of the comparison set (issue 6). Figures are
-// reported per object (counter "ns_per_obj").
+// cyclebridge's collections, by graph and size (bench/graphs.hpp), for the
+// comparison with CPython's and PyPy's collectors that scripts/bench runs
+// (bench/report.py sets them side by side). Each case reports a counter in
+// nanoseconds per object: full and cross collections per live node (and
+// host object), garbage per node freed, young per young node.
+//
+// Every case builds its graph once and runs a fixed number of iterations,
+// so Google Benchmark does not rebuild a 4M-node graph to find a count.
 #include <benchmark/benchmark.h>
-#include <cyclebridge/cyclebridge.h>
+#include <malloc.h>
 
-#include <cstddef>
-#include <random>
-#include <vector>
+#include "graphs.hpp"
 
 namespace {
 
-struct Node {
-    intptr_t refcnt;
-    void *edges[4];
-};
+using bench::Node;
+using bench::NodeHeap;
+using bench::Shape;
 
-int traverse(void *obj, cb_visit_fn visit, void *arg) {
-    for (void *e : static_cast<Node *>(obj)->edges)
-        if (e) visit(e, arg);
-    return 0;
+constexpr size_t kYoung = 10'000;
+
+int iterations_for(size_t n) { return n <= 10'000 ? 200 : n <= 100'000 ? 40 : n <= 1'000'000 ? 8 : 4; }
+
+void per_object(benchmark::State &state, const char *name, size_t objects) {
+    state.counters[name] = benchmark::Counter(double(objects) * double(state.iterations()) / 1e9,
+                                              benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
-enum class Shape { kList, kTree, kRandom };
-
-// A heap of n live nodes of one shape; one node is held from outside.
-struct Graph {
-    cb_heap *heap;
-    cb_type *type;
-    std::vector<Node *> nodes;
-
-    Graph(size_t n, Shape shape) {
-        cb_heap_options options{};
-        options.flags = CB_HEAP_NO_AUTO_COLLECT;
-        heap = cb_heap_new(&options);
-        cb_type_spec spec{};
-        spec.name = "bench.Node";
-        spec.traverse = traverse;
-        spec.count_offset = offsetof(Node, refcnt);
-        cb_type_register(heap, &spec, &type);
-        nodes.resize(n);
-        for (size_t i = 0; i < n; ++i) {
-            nodes[i] = static_cast<Node *>(cb_alloc(heap, type, sizeof(Node)));
-            cb_track(heap, nodes[i]);
-        }
-        std::mt19937_64 rng(42);
-        auto link = [&](size_t from, int slot, size_t to) {
-            nodes[from]->edges[slot] = nodes[to];
-            nodes[to]->refcnt++;
-        };
-        for (size_t i = 0; i < n; ++i) {
-            switch (shape) {
-            case Shape::kList:   // containers pointing at their neighbours
-                if (i + 1 < n) link(i, 0, i + 1);
-                break;
-            case Shape::kTree:
-                if (2 * i + 1 < n) link(i, 0, 2 * i + 1);
-                if (2 * i + 2 < n) link(i, 1, 2 * i + 2);
-                break;
-            case Shape::kRandom: {
-                int edges = 2 + int(rng() % 3);
-                for (int k = 0; k < edges; ++k) link(i, k, rng() % n);
-                break;
-            }
-            }
-        }
-        // Every node keeps its creator's reference except the first, which
-        // the benchmark holds: all nodes are live.
-        for (size_t i = 1; i < n; ++i)
-            if (nodes[i]->refcnt > 1) nodes[i]->refcnt--;
-    }
-    ~Graph() {
-        for (Node *node : nodes) {
-            cb_untrack(heap, node);
-            cb_free(heap, node);
-        }
-        cb_heap_destroy(heap);
-    }
-};
-
-void full_collection(benchmark::State &state, Shape shape) {
+// A full collection of n live nodes.
+void BM_Full(benchmark::State &state, Shape shape) {
     size_t n = size_t(state.range(0));
-    Graph graph(n, shape);
-    for (auto _ : state) cb_collect(graph.heap, CB_FULL, nullptr);
-    // Inverted rate of (objects / 1e9): nanoseconds per object.
-    state.counters["ns_per_obj"] = benchmark::Counter(double(n) * double(state.iterations()) / 1e9,
-                                                      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+    NodeHeap heap;
+    std::vector<Node *> nodes = heap.build(n, shape);
+    cb_collect(heap.heap(), CB_FULL, nullptr);   // every node in the oldest generation, as in the peers
+    for (auto _ : state) cb_collect(heap.heap(), CB_FULL, nullptr);
+    per_object(state, "ns_per_obj", n);
+    heap.destroy(nodes);
 }
 
-void BM_FullList(benchmark::State &s) { full_collection(s, Shape::kList); }
-void BM_FullTree(benchmark::State &s) { full_collection(s, Shape::kTree); }
-void BM_FullRandom(benchmark::State &s) { full_collection(s, Shape::kRandom); }
+// Freeing n nodes of garbage in cycles, teardown (clears, deallocs) included.
+void BM_Garbage(benchmark::State &state, size_t cycle_length) {
+    size_t n = size_t(state.range(0));
+    NodeHeap heap;
+    uint64_t freed = 0;
+    for (auto _ : state) {
+        state.PauseTiming();
+        heap.build_garbage(n, cycle_length);
+        state.ResumeTiming();
+        cb_collection_stats stats{};
+        cb_collect(heap.heap(), CB_FULL, &stats);
+        freed += stats.freed;
+    }
+    if (freed != n * state.iterations()) state.SkipWithError("not all the garbage was freed");
+    per_object(state, "ns_per_obj", n);
+}
 
-BENCHMARK(BM_FullList)->Arg(10'000)->Arg(100'000)->Arg(1'000'000)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_FullTree)->Arg(10'000)->Arg(100'000)->Arg(1'000'000)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_FullRandom)->Arg(10'000)->Arg(100'000)->Arg(1'000'000)->Unit(benchmark::kMillisecond);
+// A young collection of kYoung new nodes (a chain the program holds) over
+// n_old old ones.
+void BM_Young(benchmark::State &state) {
+    size_t n_old = size_t(state.range(0));
+    NodeHeap heap;
+    std::vector<Node *> old = heap.build(n_old, Shape::kTree);
+    cb_collect(heap.heap(), CB_FULL, nullptr);
+    cb_collect(heap.heap(), CB_FULL, nullptr);
+    for (auto _ : state) {
+        state.PauseTiming();
+        std::vector<Node *> young = heap.build(kYoung, Shape::kList);
+        state.ResumeTiming();
+        cb_collect(heap.heap(), 0, nullptr);
+        state.PauseTiming();
+        heap.destroy(young);
+        state.ResumeTiming();
+    }
+    per_object(state, "ns_per_young_obj", kYoung);
+    heap.destroy(old);
+}
+
+// A full collection of a tree whose elements alternate between nodes and
+// host objects of the reference host heap: every edge crosses.
+void BM_Cross(benchmark::State &state) {
+    size_t n = size_t(state.range(0));
+    bench::CrossHeap heap(n);
+    cb_refheap_collect(heap.host(), nullptr);
+    for (auto _ : state) cb_refheap_collect(heap.host(), nullptr);
+    per_object(state, "ns_per_obj", n);
+}
+
+// Bytes in use from malloc, mapped chunks (large arrays) included.
+size_t malloc_in_use() {
+    struct mallinfo2 info = mallinfo2();
+    return info.uordblks + info.hblkhd;
+}
+
+// Bytes the collector adds to each tracked object: the heap's use of memory
+// with n tracked objects, less the same payloads allocated with malloc.
+// Averaged over payload sizes from 16 to 128 bytes, since malloc rounds
+// each size up to its own 16-byte class and one size alone would show
+// rounding, not overhead.
+void BM_Overhead(benchmark::State &state) {
+    size_t n = size_t(state.range(0));
+    double total = 0;
+    int sizes = 0;
+    for (auto _ : state) {
+        for (size_t payload = 16; payload <= 128; payload += 8, ++sizes) {
+            size_t before = malloc_in_use();
+            std::vector<void *> plain(n);
+            for (auto &p : plain) p = malloc(payload);
+            size_t plain_bytes = malloc_in_use() - before;
+            for (void *p : plain) free(p);
+
+            before = malloc_in_use();
+            auto *heap = new NodeHeap;
+            std::vector<Node *> nodes(n);
+            for (auto &node : nodes) node = heap->make(payload);
+            size_t tracked_bytes = malloc_in_use() - before;
+            heap->destroy(nodes);
+            delete heap;
+            // Both sides include their vector of n pointers.
+            total += (double(tracked_bytes) - double(plain_bytes)) / double(n);
+        }
+    }
+    state.counters["bytes_per_obj"] = total / sizes;
+}
+
+const int64_t kSizes[] = {10'000, 100'000, 1'000'000, 4'000'000};
+
+void register_all() {
+    for (auto [name, shape] : {std::pair{"list", Shape::kList}, {"tree", Shape::kTree}, {"random", Shape::kRandom}})
+        for (int64_t n : kSizes)
+            benchmark::RegisterBenchmark((std::string("BM_Full/") + name).c_str(), BM_Full, shape)
+                ->Arg(n)
+                ->Iterations(iterations_for(n))
+                ->Unit(benchmark::kMillisecond);
+    for (auto [name, length] : {std::pair{"cycle2", size_t(2)}, {"cycle_long", size_t(1000)}})
+        for (int64_t n : kSizes)
+            benchmark::RegisterBenchmark((std::string("BM_Garbage/") + name).c_str(), BM_Garbage, length)
+                ->Arg(n)
+                ->Iterations(iterations_for(n))
+                ->Unit(benchmark::kMillisecond);
+    for (int64_t n : {100'000, 1'000'000, 4'000'000})
+        benchmark::RegisterBenchmark("BM_Young", BM_Young)->Arg(n)->Iterations(100)->Unit(benchmark::kMicrosecond);
+    for (int64_t n : kSizes)
+        benchmark::RegisterBenchmark("BM_Cross", BM_Cross)
+            ->Arg(n)
+            ->Iterations(iterations_for(n))
+            ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark("BM_Overhead", BM_Overhead)->Arg(1'000'000)->Iterations(1);
+}
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char **argv) {
+    register_all();
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}
