@@ -29,28 +29,56 @@ namespace cb {
 
 void Collection::partition() {
     in_legacy_ = false;
-    std::vector<Header *> survivors;
-    if (int(dest_) > generation_) survivors = std::move(heap_.generations[dest_]);
-    size_t before = survivors.size();
     heap_.garbage.clear();
-    for (int g = 0; g <= generation_; ++g) {
-        for (Header *h : heap_.generations[g]) {
-            // Nodes tracked while marking ran are not in the set: live.
-            if (h->has(Header::kMarked) || !h->has(Header::kInCollectedSet)) {
-                h->clear(Header::kMarked | Header::kInCollectedSet | Header::kForcedRoot | Header::kCondemned);
-                h->set_place(dest_);
-                h->index = static_cast<uint32_t>(survivors.size());
-                survivors.push_back(h);
-            } else {
-                h->set_place(kGarbage);
-                h->index = static_cast<uint32_t>(heap_.garbage.size());
-                heap_.garbage.push_back(h);
+    auto &dest = heap_.generations[dest_];
+    const bool dest_in_set = int(dest_) <= generation_;
+    size_t before = dest_in_set ? 0 : dest.size();
+    auto survives = [](const Header *h) {
+        // Nodes tracked while marking ran are not in the set: live.
+        return h->has(Header::kMarked) || !h->has(Header::kInCollectedSet);
+    };
+    auto to_garbage = [&](Header *h) {
+        h->set_place(kGarbage);
+        h->index = static_cast<uint32_t>(heap_.garbage.size());
+        heap_.garbage.push_back(h);
+    };
+    auto settle = [&](Header *h, size_t index) {
+        h->clear(Header::kMarked | Header::kInCollectedSet | Header::kForcedRoot | Header::kCondemned);
+        h->set_place(dest_);
+        h->index = static_cast<uint32_t>(index);
+    };
+    // As CPython merges the younger generations onto the end of the one it
+    // collects: the destination first, compacted in place (a full
+    // collection then allocates no new array), the younger ones after it.
+    if (dest_in_set) {
+        size_t kept = 0;
+        for (Header *h : dest) {
+            if (!survives(h)) {
+                to_garbage(h);
+                continue;
             }
+            settle(h, kept);
+            dest[kept++] = h;
+        }
+        dest.resize(kept);
+    }
+    size_t younger = 0;
+    for (int g = 0; g <= generation_; ++g)
+        if (g != int(dest_)) younger += heap_.generations[g].size();
+    dest.reserve(dest.size() + younger);
+    for (int g = 0; g <= generation_; ++g) {
+        if (g == int(dest_)) continue;
+        for (Header *h : heap_.generations[g]) {
+            if (!survives(h)) {
+                to_garbage(h);
+                continue;
+            }
+            settle(h, dest.size());
+            dest.push_back(h);
         }
         heap_.generations[g].clear();
     }
-    if (dest_ == kGen2 && !full()) heap_.long_lived_pending += survivors.size() - before;
-    heap_.generations[dest_] = std::move(survivors);
+    if (dest_ == kGen2 && !full()) heap_.long_lived_pending += dest.size() - before;
     stats_.garbage = heap_.garbage.size() + legacy_kept_.size();
     partitioned_ = true;
 }
