@@ -26,14 +26,26 @@ void per_object(benchmark::State &state, const char *name, size_t objects) {
                                               benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
+// Where the last collection's time went, per object: trial deletion, marking,
+// and the rest (partition and teardown), from the collector's own clock.
+void phases(benchmark::State &state, const cb_collection_stats &stats, size_t objects) {
+    double count = double(stats.phase_ns[CB_PHASE_COUNT]);
+    double mark = double(stats.phase_ns[CB_PHASE_MARK]);
+    state.counters["count_ns"] = count / double(objects);
+    state.counters["mark_ns"] = mark / double(objects);
+    state.counters["rest_ns"] = (double(stats.total_ns) - count - mark) / double(objects);
+}
+
 // A full collection of n live nodes.
 void BM_Full(benchmark::State &state, Shape shape) {
     size_t n = size_t(state.range(0));
     NodeHeap heap;
     std::vector<Node *> nodes = heap.build(n, shape);
     cb_collect(heap.heap(), CB_FULL, nullptr);   // every node in the oldest generation, as in the peers
-    for (auto _ : state) cb_collect(heap.heap(), CB_FULL, nullptr);
+    cb_collection_stats stats{};
+    for (auto _ : state) cb_collect(heap.heap(), CB_FULL, &stats);
     per_object(state, "ns_per_obj", n);
+    phases(state, stats, n);
     heap.destroy(nodes);
 }
 
@@ -42,16 +54,17 @@ void BM_Garbage(benchmark::State &state, size_t cycle_length) {
     size_t n = size_t(state.range(0));
     NodeHeap heap;
     uint64_t freed = 0;
+    cb_collection_stats stats{};
     for (auto _ : state) {
         state.PauseTiming();
         heap.build_garbage(n, cycle_length);
         state.ResumeTiming();
-        cb_collection_stats stats{};
         cb_collect(heap.heap(), CB_FULL, &stats);
         freed += stats.freed;
     }
     if (freed != n * state.iterations()) state.SkipWithError("not all the garbage was freed");
     per_object(state, "ns_per_obj", n);
+    phases(state, stats, n);
 }
 
 // A young collection of kYoung new nodes (a chain the program holds) over
@@ -62,16 +75,18 @@ void BM_Young(benchmark::State &state) {
     std::vector<Node *> old = heap.build(n_old, Shape::kTree);
     cb_collect(heap.heap(), CB_FULL, nullptr);
     cb_collect(heap.heap(), CB_FULL, nullptr);
+    cb_collection_stats stats{};
     for (auto _ : state) {
         state.PauseTiming();
         std::vector<Node *> young = heap.build(kYoung, Shape::kList);
         state.ResumeTiming();
-        cb_collect(heap.heap(), 0, nullptr);
+        cb_collect(heap.heap(), 0, &stats);
         state.PauseTiming();
         heap.destroy(young);
         state.ResumeTiming();
     }
     per_object(state, "ns_per_young_obj", kYoung);
+    phases(state, stats, kYoung);
     heap.destroy(old);
 }
 

@@ -77,8 +77,9 @@ def peer(doc):
             out[("garbage", r.get("kind") or r.get("shape"), r["n"])] = r["ns_per_obj"]
         elif m == "young":
             out[("young", "", r["n_old"])] = r["ns_per_young_obj"]
-        elif m == "overhead" and "bytes_per_obj" in r:
-            out[("overhead", "", 0)] = r["bytes_per_obj"]
+        elif m == "overhead" and r.get("gc_header_bytes") is not None:
+            # The collector's own bytes (CPython's PyGC_Head), not the object's.
+            out[("overhead", "", 0)] = r["gc_header_bytes"]
     return out
 
 
