@@ -85,7 +85,7 @@ Header *cb_heap::checked_header(const void *obj, const char *what) {
     return h;
 }
 
-Header *cb_heap::visited_header(const void *ptr, bool report_invalid) {
+Header *cb_heap::visited_header_checked(const void *ptr, bool report_invalid) {
     if (!ptr) return nullptr;
     if (options.is_node && !options.is_node(options.is_node_ctx, ptr)) return nullptr;
     if (!externals.empty()) {

@@ -48,7 +48,16 @@ struct cb_heap {
     cb::Header *checked_header(const void *obj, const char *what);
     // Header of a pointer visited by a traverse: nullptr for non-nodes
     // (and, with `report`, a report for pointers that cannot be nodes).
-    cb::Header *visited_header(const void *ptr, bool report);
+    // Inline for the common heap, where every node is intrusive and nothing
+    // filters or verifies visits: traverses call it for every edge.
+    cb::Header *visited_header(const void *ptr, bool report) {
+        if (ptr && !options.is_node && externals.empty() && ever_intrusive && !verify()) {
+            cb::Header *h = cb::intrusive_header_of(ptr);
+            if (h->place() != cb::kFreed && h->type_id() < types.size()) return h;
+        }
+        return visited_header_checked(ptr, report);
+    }
+    cb::Header *visited_header_checked(const void *ptr, bool report);
     // Header of an object of this heap, or nullptr; reports nothing.
     cb::Header *quiet_header(const void *obj);
 
