@@ -129,6 +129,7 @@ private:
     bool failed_ = false;
     bool partitioned_ = false;
     bool ran_user_code_ = false;
+    bool garbage_marked_ = false;   // a node of the garbage list was marked since the partition
     bool in_legacy_ = false;
     bool sweeping_ = false;   // the host is reclaiming: too late for barriers
     bool analysis_ = false;   // find_unreachable: no events, no bookkeeping

@@ -34,6 +34,7 @@ bool valid(const void *visitor) {
 void Collection::mark_node(Header *h) {
     if (!h->has(Header::kInCollectedSet) || h->has(Header::kMarked)) return;
     h->set(Header::kMarked);
+    if (h->place() == kGarbage) garbage_marked_ = true;   // resurrected, or revived by a barrier
     work_.push_back(h);
     if (in_legacy_) legacy_kept_.emplace_back(h, culprit_);
 }

@@ -22,6 +22,8 @@
 //
 // The garbage list is walked by index and re-read after every callback:
 // any callback may deallocate garbage, which leaves a hole.
+#include <algorithm>
+
 #include "collection.hpp"
 #include "heap.hpp"
 
@@ -118,7 +120,10 @@ void Collection::handle_weakrefs() {
         return !h || h->place() != kGarbage;
     };
     std::vector<cb_weakref *> queue;
-    for (Header *h : heap_.garbage) {
+    // No weakref has a target at all: no garbage node needs a look.
+    const size_t to_look_at = heap_.weakrefs.any_targets() ? heap_.garbage.size() : 0;
+    for (size_t i = 0; i < to_look_at; ++i) {
+        Header *h = heap_.garbage[i];
         if (!h || !h->has(Header::kHasWeakrefs)) continue;
         auto refs = heap_.weakrefs.detach_all(object_of(h));
         h->clear(Header::kHasWeakrefs);
@@ -153,7 +158,10 @@ void Collection::handle_weakrefs() {
 
 void Collection::finalize() {
     auto &garbage = heap_.garbage;
-    for (size_t i = 0; i < garbage.size(); ++i) {
+    // Most heaps' types have no finalizer: then no garbage node needs a look.
+    bool any = std::any_of(heap_.types.begin(), heap_.types.end(),
+                           [](const auto &type) { return type->spec.finalize != nullptr; });
+    for (size_t i = 0; any && i < garbage.size(); ++i) {
         Header *h = garbage[i];
         if (!h || h->has(Header::kFinalized)) continue;
         const cb_type &type = heap_.type_of(h);
@@ -174,7 +182,8 @@ void Collection::finalize() {
 
 void Collection::resurrect_finish() {
     auto &garbage = heap_.garbage;
-    for (size_t i = 0; i < garbage.size(); ++i) {
+    // Only a mark since the partition can have resurrected garbage.
+    for (size_t i = 0; garbage_marked_ && i < garbage.size(); ++i) {
         Header *h = garbage[i];
         if (!h || !h->has(Header::kMarked)) continue;
         h->clear(Header::kMarked | Header::kInCollectedSet | Header::kForcedRoot);
@@ -189,7 +198,9 @@ void Collection::clear_garbage() {
     // Weakrefs that finalizers made to or from what stays garbage: cleared
     // without callbacks, which could otherwise see a half-cleared object.
     clear_weakrefs_held_by_garbage();
-    for (Header *h : garbage) {
+    const size_t to_look_at = heap_.weakrefs.any_targets() ? garbage.size() : 0;
+    for (size_t i = 0; i < to_look_at; ++i) {
+        Header *h = garbage[i];
         if (!h || !h->has(Header::kHasWeakrefs)) continue;
         auto refs = heap_.weakrefs.detach_all(object_of(h));
         stats_.weakrefs_cleared += refs.size();

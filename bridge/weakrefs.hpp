@@ -38,6 +38,8 @@ public:
     // returns them in creation order.
     std::vector<cb_weakref *> detach_all(const void *target);
     bool has(const void *target) const { return heads_.count(target) != 0; }
+    // Some object has a weakref to it (a collection then looks for them).
+    bool any_targets() const { return !heads_.empty(); }
     // Weakrefs owned by holder (registered, cleared or not).
     std::vector<cb_weakref *> held_by(const void *holder) const;
     bool any_held() const { return !held_.empty(); }
