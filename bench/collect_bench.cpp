@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <string>
 
 #include "graphs.hpp"
 
@@ -170,33 +171,29 @@ void BM_Overhead(benchmark::State &state) {
 
 const int64_t kSizes[] = {10'000, 100'000, 1'000'000, 4'000'000};
 
+// One case at every size, its iterations fixed by the size.
+template <class... Args>
+void register_sized(const std::string &name, Args... args) {
+    for (int64_t n : kSizes)
+        benchmark::RegisterBenchmark(name.c_str(), args...)
+            ->Arg(n)
+            ->Iterations(iterations_for(n))
+            ->UseManualTime()
+            ->Unit(benchmark::kMillisecond);
+}
+
 void register_all() {
     for (auto [name, shape] : {std::pair{"list", Shape::kList}, {"tree", Shape::kTree}, {"random", Shape::kRandom}})
-        for (int64_t n : kSizes)
-            benchmark::RegisterBenchmark((std::string("BM_Full/") + name).c_str(), BM_Full, shape)
-                ->Arg(n)
-                ->Iterations(iterations_for(n))
-                ->UseManualTime()
-                ->Unit(benchmark::kMillisecond);
+        register_sized(std::string("BM_Full/") + name, BM_Full, shape);
     for (auto [name, length] : {std::pair{"cycle2", size_t(2)}, {"cycle_long", size_t(1000)}})
-        for (int64_t n : kSizes)
-            benchmark::RegisterBenchmark((std::string("BM_Garbage/") + name).c_str(), BM_Garbage, length)
-                ->Arg(n)
-                ->Iterations(iterations_for(n))
-                ->UseManualTime()
-                ->Unit(benchmark::kMillisecond);
+        register_sized(std::string("BM_Garbage/") + name, BM_Garbage, length);
     for (int64_t n : {100'000, 1'000'000, 4'000'000})
         benchmark::RegisterBenchmark("BM_Young", BM_Young)
             ->Arg(n)
             ->Iterations(100)
             ->UseManualTime()
             ->Unit(benchmark::kMicrosecond);
-    for (int64_t n : kSizes)
-        benchmark::RegisterBenchmark("BM_Cross", BM_Cross)
-            ->Arg(n)
-            ->Iterations(iterations_for(n))
-            ->UseManualTime()
-            ->Unit(benchmark::kMillisecond);
+    register_sized("BM_Cross", BM_Cross);
     benchmark::RegisterBenchmark("BM_Overhead", BM_Overhead)->Arg(1'000'000)->Iterations(1);
 }
 
