@@ -71,8 +71,10 @@ Header *cb_heap::checked_header(const void *obj, const char *what) {
         misuse(CB_ERR_NULL_ARGUMENT, nullptr, what);
         return nullptr;
     }
-    auto ext = externals.find(obj);
-    if (ext != externals.end()) return &ext->second->header;
+    if (!externals.empty()) {   // a hash lookup on every API call otherwise
+        auto ext = externals.find(obj);
+        if (ext != externals.end()) return &ext->second->header;
+    }
     if (verify() ? !live_objects.count(obj) : !ever_intrusive) {
         misuse(CB_ERR_NOT_A_NODE, obj, what);
         return nullptr;
@@ -109,8 +111,10 @@ Header *cb_heap::visited_header_checked(const void *ptr, bool report_invalid) {
 
 Header *cb_heap::quiet_header(const void *obj) {
     if (!obj) return nullptr;
-    auto ext = externals.find(obj);
-    if (ext != externals.end()) return &ext->second->header;
+    if (!externals.empty()) {
+        auto ext = externals.find(obj);
+        if (ext != externals.end()) return &ext->second->header;
+    }
     if (verify() ? !live_objects.count(obj) : !ever_intrusive) return nullptr;
     Header *h = cb::intrusive_header_of(obj);
     if (h->place() == cb::kFreed || h->type_id() >= types.size()) return nullptr;
