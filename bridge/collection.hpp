@@ -97,6 +97,8 @@ private:
     void partition();
     void legacy_finish();
     void clear_weakrefs_held_by_garbage();
+    template <class Then>
+    void detach_weakrefs_to_garbage(Then then);
     void handle_weakrefs();
     void finalize();
     void resurrect_start();

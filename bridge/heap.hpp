@@ -42,6 +42,13 @@ struct cb_heap {
 
     // ---- types and headers ---------------------------------------------
     cb_type &type_of(const cb::Header *h) { return *types[h->type_id()]; }
+    // Some registered type has this callback (a collection skips walks
+    // looking for it otherwise).
+    bool some_type_has(cb_object_fn cb_type_spec::*callback) const {
+        for (const auto &type : types)
+            if (type->spec.*callback) return true;
+        return false;
+    }
     const cb_type &type_of(const cb::Header *h) const { return *types[h->type_id()]; }
     // Header of a pointer handed to the API, or nullptr (reported) when it
     // is not a live object of this heap as far as can be checked.

@@ -6,8 +6,6 @@
 // definition and only scanned when they may lead back into the set.
 // Host objects go through the host's own mark bit: inline here when the
 // bridge drives, through the host's work list when the host drives.
-#include <algorithm>
-
 #include "collection.hpp"
 #include "heap.hpp"
 
@@ -146,9 +144,7 @@ void Collection::mark_roots_outside_set() {
 void Collection::find_legacy_culprits() {
     in_legacy_ = true;
     // Most heaps have no such type: then no node needs a look.
-    bool any = std::any_of(heap_.types.begin(), heap_.types.end(),
-                           [](const auto &type) { return type->spec.legacy_finalize != nullptr; });
-    if (!any) return;
+    if (!heap_.some_type_has(&cb_type_spec::legacy_finalize)) return;
     for (int g = 0; g <= generation_; ++g)
         for (Header *h : heap_.generations[g])
             if (!h->has(Header::kMarked) && heap_.type_of(h).spec.legacy_finalize) culprits_.push_back(h);

@@ -22,8 +22,6 @@
 //
 // The garbage list is walked by index and re-read after every callback:
 // any callback may deallocate garbage, which leaves a hole.
-#include <algorithm>
-
 #include "collection.hpp"
 #include "heap.hpp"
 
@@ -113,6 +111,24 @@ void Collection::clear_weakrefs_held_by_garbage() {
     }
 }
 
+// Detaches the weakrefs to each garbage node in turn, tells their owners,
+// then hands them to then(refs), before the next node's. No weakref with a
+// target at all: no garbage node needs a look.
+template <class Then>
+void Collection::detach_weakrefs_to_garbage(Then then) {
+    if (!heap_.weakrefs.any_targets()) return;
+    auto &garbage = heap_.garbage;
+    for (size_t i = 0; i < garbage.size(); ++i) {
+        Header *h = garbage[i];
+        if (!h || !h->has(Header::kHasWeakrefs)) continue;
+        auto refs = heap_.weakrefs.detach_all(object_of(h));
+        h->clear(Header::kHasWeakrefs);
+        tell_cleared(heap_, refs);
+        stats_.weakrefs_cleared += refs.size();
+        then(refs);
+    }
+}
+
 void Collection::handle_weakrefs() {
     clear_weakrefs_held_by_garbage();
     auto holder_survives = [&](void *holder) {
@@ -120,22 +136,14 @@ void Collection::handle_weakrefs() {
         return !h || h->place() != kGarbage;
     };
     std::vector<cb_weakref *> queue;
-    // No weakref has a target at all: no garbage node needs a look.
-    const size_t to_look_at = heap_.weakrefs.any_targets() ? heap_.garbage.size() : 0;
-    for (size_t i = 0; i < to_look_at; ++i) {
-        Header *h = heap_.garbage[i];
-        if (!h || !h->has(Header::kHasWeakrefs)) continue;
-        auto refs = heap_.weakrefs.detach_all(object_of(h));
-        h->clear(Header::kHasWeakrefs);
-        tell_cleared(heap_, refs);
-        stats_.weakrefs_cleared += refs.size();
+    detach_weakrefs_to_garbage([&](const std::vector<cb_weakref *> &refs) {
         for (cb_weakref *r : refs) {
             if (r->callback && !r->free_requested && holder_survives(r->holder)) {
                 r->queued = true;
                 queue.push_back(r);
             }
         }
-    }
+    });
     // Only now, with every weakref to garbage cleared, may user code run.
     for (cb_weakref *r : queue) {
         if (!r->free_requested) {
@@ -159,8 +167,7 @@ void Collection::handle_weakrefs() {
 void Collection::finalize() {
     auto &garbage = heap_.garbage;
     // Most heaps' types have no finalizer: then no garbage node needs a look.
-    bool any = std::any_of(heap_.types.begin(), heap_.types.end(),
-                           [](const auto &type) { return type->spec.finalize != nullptr; });
+    const bool any = heap_.some_type_has(&cb_type_spec::finalize);
     for (size_t i = 0; any && i < garbage.size(); ++i) {
         Header *h = garbage[i];
         if (!h || h->has(Header::kFinalized)) continue;
@@ -198,15 +205,7 @@ void Collection::clear_garbage() {
     // Weakrefs that finalizers made to or from what stays garbage: cleared
     // without callbacks, which could otherwise see a half-cleared object.
     clear_weakrefs_held_by_garbage();
-    const size_t to_look_at = heap_.weakrefs.any_targets() ? garbage.size() : 0;
-    for (size_t i = 0; i < to_look_at; ++i) {
-        Header *h = garbage[i];
-        if (!h || !h->has(Header::kHasWeakrefs)) continue;
-        auto refs = heap_.weakrefs.detach_all(object_of(h));
-        stats_.weakrefs_cleared += refs.size();
-        h->clear(Header::kHasWeakrefs);
-        tell_cleared(heap_, refs);
-    }
+    detach_weakrefs_to_garbage([](const std::vector<cb_weakref *> &) {});
     for (size_t i = 0; i < garbage.size(); ++i) {
         Header *h = garbage[i];
         // Marked: a write barrier run by an earlier clear made it live again.
