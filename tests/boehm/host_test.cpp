@@ -138,23 +138,23 @@ void *new_reader(void *host) {
     return r;
 }
 
-// While a test builds its graph, Boehm does not collect: the first
-// collection to see the garbage is the one the test asks for.
-// The builder runs on a thread of its own, whose stack is gone when the
-// collections run: Boehm scans stacks conservatively, and a word left in a
-// dead frame of the collecting thread keeps the object it points to (with
-// the builder on the main thread, about 2% of a first test case's cycles
-// stayed, held by such words, until other tests had reshaped the stack).
 // Zeroes the dead stack below the caller, for pointers left by what it
-// called.
+// called: Boehm scans stacks conservatively.
 [[gnu::noinline]] void scrub_stack() {
     volatile char area[64 * 1024];
     for (size_t i = 0; i < sizeof area; ++i) area[i] = 0;
 }
+// While a test builds its graph, Boehm does not collect: the first
+// collection to see the garbage is the one the test asks for.
 struct Building {
     Building() { GC_disable(); }
     ~Building() { GC_enable(); }
 };
+// The builder runs on a thread of its own, whose stack is gone when the
+// collections run: a word left in a dead frame of the collecting thread
+// keeps the object it points to (with the builder on the main thread,
+// about 2% of a first test case's cycles stayed, held by such words, until
+// other tests had reshaped the stack).
 template <class Builder>
 auto built(Builder build) {
     using Result = decltype(build());
