@@ -89,6 +89,7 @@ private:
     intptr_t external_count(const Header *h, intptr_t count) const;
     // marking.cpp
     void scan(Header *h);
+    void mark_set_in_order();
     bool drain(size_t budget);
     void mark_roots_outside_set();
     void find_legacy_culprits();
@@ -127,6 +128,7 @@ private:
     std::vector<Header *> work_;
     std::vector<cb_host_ref> host_work_;
     bool host_pushed_ = false;
+    bool in_order_ = false;   // mark_set_in_order is scanning: nodes ahead of it wait for it
 
     bool failed_ = false;
     bool partitioned_ = false;

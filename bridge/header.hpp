@@ -23,7 +23,7 @@ enum Place : uint32_t {
 struct Header {
     // Position in the array of `place` (a generation, or the garbage list).
     uint32_t index;
-    // type id (20 bits) | place (3 bits) | flags.
+    // type id (19 bits) | place (3 bits) | flags.
     uint32_t meta;
     // Trial-deletion scratch: external references found. Valid during a
     // collection only, for nodes in the collected set.
@@ -31,12 +31,13 @@ struct Header {
     // References held by host objects (cb_host_acquire).
     uint32_t host_refs;
 
-    static constexpr uint32_t kTypeBits = 20;
+    static constexpr uint32_t kTypeBits = 19;
     static constexpr uint32_t kTypeMask = (1u << kTypeBits) - 1;
     static constexpr uint32_t kPlaceShift = kTypeBits;
     static constexpr uint32_t kPlaceMask = 7u << kPlaceShift;
 
     // Flags.
+    static constexpr uint32_t kPassed = 1u << 22;        // behind the linear mark's scan (marking.cpp)
     static constexpr uint32_t kFinalized = 1u << 23;     // finalizer has run
     static constexpr uint32_t kMarked = 1u << 24;        // reachable (during a collection)
     static constexpr uint32_t kHandleManaged = 1u << 25; // kind, copied from the type

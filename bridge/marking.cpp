@@ -32,6 +32,7 @@ bool valid(const void *visitor) {
 void Collection::mark_node(Header *h) {
     if (!h->has(Header::kInCollectedSet) || h->has(Header::kMarked)) return;
     h->set(Header::kMarked);
+    if (in_order_ && !h->has(Header::kPassed)) return;   // the in-order scan will reach it
     if (h->place() == kGarbage) garbage_marked_ = true;   // resurrected, or revived by a barrier
     work_.push_back(h);
     if (in_legacy_) legacy_kept_.emplace_back(h, culprit_);
@@ -64,6 +65,38 @@ void Collection::scan(Header *h) {
     } catch (...) {
         traverse_failed(h, "marking");
     }
+}
+
+// The first marking, from the roots trial deletion found, in the order of
+// the generations' arrays, as CPython's move_unreachable: a node is scanned
+// when the walk reaches it if it is a root or was marked by an earlier
+// scan. A node marked before the walk reaches it is only flagged, so most
+// nodes are read in array order (the order they were allocated in, mostly)
+// rather than the scattered order of a depth-first walk. A node marked
+// after the walk passed it goes on the work list and is drained at once.
+void Collection::mark_set_in_order() {
+    visitor_.follow_host = drive_ != Drive::kNone;
+    in_order_ = true;
+    for (int g = 0; g <= generation_ && !failed_; ++g) {
+        // Indexes, as in the count: a traverse may (wrongly) track nodes.
+        auto &gen = heap_.generations[g];
+        for (size_t i = 0; i < gen.size() && !failed_; ++i) {
+            Header *h = gen[i];
+            if (!h->has(Header::kInCollectedSet)) continue;
+            if (!h->has(Header::kMarked)) {
+                if (h->gc_refs == 0 && !h->has(Header::kForcedRoot)) {
+                    h->set(Header::kPassed);
+                    continue;
+                }
+                stats_.roots++;
+                h->set(Header::kMarked);
+            }
+            h->set(Header::kPassed);
+            scan(h);
+            if (!work_.empty()) drain(0);
+        }
+    }
+    in_order_ = false;
 }
 
 // Drains the node work list (and, when the bridge drives, the host one).

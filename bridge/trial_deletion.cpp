@@ -65,7 +65,7 @@ void Collection::count() {
     const bool young = !full();
     for (int g = 0; g <= generation_; ++g) {
         for (Header *h : heap_.generations[g]) {
-            h->clear(Header::kMarked | Header::kForcedRoot);
+            h->clear(Header::kMarked | Header::kForcedRoot | Header::kPassed);
             h->set(Header::kInCollectedSet);
             intptr_t c = heap_.count(h);
             if (c < 0) {
@@ -104,15 +104,7 @@ void Collection::count() {
     }
     phase_done(CB_PHASE_COUNT);
     if (failed_) return;
-
-    for (int g = 0; g <= generation_; ++g) {
-        for (Header *h : heap_.generations[g]) {
-            if (h->gc_refs > 0 || h->has(Header::kForcedRoot)) {
-                stats_.roots++;
-                mark_node(h);
-            }
-        }
-    }
+    mark_set_in_order();
 }
 
 // Trial deletion over the garbage alone: gc_refs = count minus references
