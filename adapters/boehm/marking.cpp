@@ -65,8 +65,10 @@ GC_ms_entry *mark_object(GC_word *addr, GC_ms_entry *top, GC_ms_entry *limit, GC
     // They go first, so that what they reach lies under the object's own
     // slots on the (last in, first out) mark stack (docs/boehm.md, "Choices
     // and limits").
-    if (h && h->phase == Phase::kMarking) {
-        if ((o->flags & Object::kRegistered) && !h->parallel && o->epoch() != h->mark_epoch) {
+    // Only registered objects can hold nodes: the others, most of the
+    // heap, cost one test.
+    if (h && (o->flags & Object::kRegistered) && h->phase == Phase::kMarking) {
+        if (!h->parallel && o->epoch() != h->mark_epoch) {
             o->set_epoch(h->mark_epoch);
             h->registered_seen++;
         }
