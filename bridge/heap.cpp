@@ -149,41 +149,66 @@ void cb_heap::release(Header *h) {
     if (c == 0 && !h->handle_managed()) deallocate(h);
 }
 
-void cb_heap::deallocate(Header *h) {
+namespace {
+
+// The second half of a deallocation: the type's dealloc (or the memory's
+// release), then the side record of an external object.
+void run_dealloc(cb_heap &heap, Header *h) {
     void *obj = cb::object_of(h);
-    if (h->has(Header::kHasWeakrefs)) cb::clear_weakrefs(*this, obj, /*run_callbacks=*/true);
-    const cb_type &type = type_of(h);
+    const cb_type &type = heap.type_of(h);
     bool external = h->has(Header::kExternal);
-    if (h->tracked()) {
-        remove(h);
-        if (counts[0] > 0) counts[0]--;
-    }
     // Memory from cb_alloc is counted when it is released (free_memory),
     // which also catches deallocations that bypass this function (a
     // runtime's own decrement to zero, CPython's Py_DECREF).
-    if (running && external) running->stats().freed++;
+    if (heap.running && external) heap.running->stats().freed++;
     if (type.spec.dealloc) {
         try {
             type.spec.dealloc(obj);
         } catch (...) {
-            report(CB_REPORT_CALLBACK_THREW, CB_OK, nullptr,
-                   "dealloc of an object of type %s threw; its memory may leak", type.name.c_str());
+            heap.report(CB_REPORT_CALLBACK_THREW, CB_OK, nullptr,
+                        "dealloc of an object of type %s threw; its memory may leak", type.name.c_str());
         }
     } else if (!external) {
-        free_memory(h);
+        heap.free_memory(h);
     }
     // An external object's record outlives its dealloc, so that code the
     // dealloc runs (weakref callbacks of what it releases) still finds an
     // untracked object with count zero, not a pointer it cannot resolve.
     if (external) {
-        weakrefs.orphan(obj);
-        auto it = externals.find(obj);
-        if (it != externals.end() && &it->second->header == h) {
-            externals.erase(it);
-            if (verify()) live_objects.erase(obj);
+        heap.weakrefs.orphan(obj);
+        auto it = heap.externals.find(obj);
+        if (it != heap.externals.end() && &it->second->header == h) {
+            heap.externals.erase(it);
+            if (heap.verify()) heap.live_objects.erase(obj);
         }
         delete reinterpret_cast<cb::ExternalRecord *>(h);
     }
+}
+
+}  // namespace
+
+void cb_heap::deallocate(Header *h) {
+    // First half, at once: nothing can reach the object afterwards, not a
+    // weakref and not a walk of the garbage list (it leaves a hole there).
+    if (h->has(Header::kHasWeakrefs)) cb::clear_weakrefs(*this, cb::object_of(h), /*run_callbacks=*/true);
+    if (h->tracked()) {
+        remove(h);
+        if (counts[0] > 0) counts[0]--;
+    }
+    if (dealloc_depth >= kDeallocDepth) {
+        deferred_deallocs.push_back(h);
+        return;
+    }
+    ++dealloc_depth;
+    run_dealloc(*this, h);
+    if (dealloc_depth == 1) {
+        while (!deferred_deallocs.empty()) {
+            Header *next = deferred_deallocs.back();
+            deferred_deallocs.pop_back();
+            run_dealloc(*this, next);
+        }
+    }
+    --dealloc_depth;
 }
 
 void cb_heap::free_memory(Header *h) {

@@ -84,8 +84,12 @@ struct cb_heap {
     // zero deallocates it.
     void hold(cb::Header *h) { set_count(h, count(h) + 1); }
     void release(cb::Header *h);
-    // Untrack, clear weakrefs, run the type's dealloc.
+    // Untrack, clear weakrefs, run the type's dealloc. Deallocations nest
+    // (a dealloc releases what it holds) at most kDeallocDepth deep; deeper
+    // ones run their dealloc callback when the outermost returns, as
+    // CPython's trashcan does, so a long chain cannot overflow the stack.
     void deallocate(cb::Header *h);
+    static constexpr uint32_t kDeallocDepth = 50;
     void free_memory(cb::Header *h);
 
     cb_status deliver(cb_report_kind kind, cb_status status, const void *object, const char *type_name,
@@ -105,6 +109,9 @@ struct cb_heap {
     uint64_t live_allocations = 0;
 
     cb::WeakrefTable weakrefs;
+
+    uint32_t dealloc_depth = 0;
+    std::vector<cb::Header *> deferred_deallocs;   // untracked, weakrefs cleared, dealloc not run
 
     cb_report_fn report_handler = nullptr;
     void *report_ctx = nullptr;

@@ -745,6 +745,23 @@ TEST(Clear, DeallocOnlyWhenCountReachesZeroAndNeverTouchedAfter) {
     EXPECT_GE(g.count_ev(Ev::Clear), 1);
 }
 
+// A dealloc releases what the object holds, which may deallocate the next
+// object, and so on down a chain: without a bound on that nesting (CPython's
+// trashcan), a long enough chain overflows the stack.
+TEST(Clear, LongChainFreedByOneReleaseDoesNotOverflowTheStack) {
+    constexpr int kLength = 300000;   // far deeper than an 8 MB stack allows nested deallocs
+    Graph g;
+    std::vector<Node *> chain;
+    for (int i = 0; i < kLength; ++i) chain.push_back(g.rc());
+    for (int i = 0; i + 1 < kLength; ++i) g.link(chain[i], chain[i + 1]);
+    int first = chain.front()->id, last = chain.back()->id;
+    for (int i = 1; i < kLength; ++i) g.drop(chain[i]);   // each is held by its predecessor alone
+    g.drop(chain[0]);
+    EXPECT_TRUE(g.dead(first));
+    EXPECT_TRUE(g.dead(last));
+    EXPECT_EQ(g.count_ev(Ev::Dealloc), kLength);
+}
+
 TEST(Clear, HandleManagedGarbageDeallocatedAfterAllClears) {
     Graph g;
     Node *a = g.rc(), *m1 = g.hm(), *b = g.rc(), *m2 = g.make(HM().fin()), *c = g.rc(), *d = g.rc();
