@@ -37,6 +37,7 @@ void WeakrefTable::forget(cb_weakref *ref) {
 }
 
 void WeakrefTable::orphan(const void *holder) {
+    if (held_.empty()) return;   // every free asks; most heaps hold no weakref
     auto it = held_.find(holder);
     if (it == held_.end()) return;
     for (cb_weakref *r : it->second) r->holder = nullptr;
