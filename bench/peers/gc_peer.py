@@ -14,7 +14,8 @@ progress line per record to stderr. Times are medians of perf_counter_ns.
 
 Metrics:
   full      gc.collect() over a live graph (list, tree, random), per object,
-            less the collection time of the empty interpreter
+            less the collection time of the empty interpreter, measured
+            beside each figure (None when the difference is within its noise)
   garbage   gc.collect() freeing n unreachable containers in cycles
   young     a young collection with 10,000 new containers beside an old tree
             (CPython: gc.collect(0); PyPy: minor collections, read through
@@ -69,9 +70,15 @@ def time_ns(fn):
 
 
 def per_obj(ns, baseline_ns, n):
-    # The interpreter's own objects are collected too; take them off, and
-    # never report a negative cost when noise exceeds the difference.
-    return max(0.0, ns - baseline_ns) / n
+    """The interpreter's own objects are collected too: their cost (the
+    empty interpreter's collection, measured next to this one) is taken
+    off. When what is left is lost in that fixed cost's noise (PyPy's
+    major collection of 10,000 objects is a fifth of it), None: no figure
+    rather than a wrong one."""
+    extra = ns - baseline_ns
+    if extra < 0.25 * baseline_ns:
+        return None
+    return round(extra / n, 2)
 
 
 # --- graphs -----------------------------------------------------------------
@@ -134,7 +141,7 @@ def measure_baseline(reps):
     return median_ns([time_ns(gc.collect) for _ in range(reps)])
 
 
-def run_full(sizes, quick, baseline_ns, emit):
+def run_full(sizes, quick, emit):
     for shape in SHAPES:
         for n in sizes:
             reps = reps_for(n, quick)
@@ -145,19 +152,22 @@ def run_full(sizes, quick, baseline_ns, emit):
             # generation, and counts anything the roots do not reach.
             found = gc.collect()
             ns = median_ns([time_ns(gc.collect) for _ in range(reps)])
+            roots_count = len(roots)
+            del roots
+            gc.collect()
+            baseline_ns = measure_baseline(max(reps, 5))   # beside this measurement
             rec = {"metric": "full", "shape": shape, "n": n,
                    "ms": round(ns / 1e6, 3),
-                   "ns_per_obj": round(per_obj(ns, baseline_ns, n), 2),
-                   "reps": reps, "roots": len(roots),
+                   "baseline_ms": round(baseline_ns / 1e6, 3),
+                   "ns_per_obj": per_obj(ns, baseline_ns, n),
+                   "reps": reps, "roots": roots_count,
                    "build_s": round(build_s, 2)}
             if isinstance(found, int):
                 rec["unreachable_at_setup"] = found
             emit(rec)
-            del roots
-            gc.collect()
 
 
-def run_garbage(sizes, quick, baseline_ns, emit):
+def run_garbage(sizes, quick, emit):
     for kind in GARBAGE_KINDS:
         for n in sizes:
             reps = reps_for(n, quick)
@@ -167,9 +177,11 @@ def run_garbage(sizes, quick, baseline_ns, emit):
                 build_garbage(kind, n)     # anew: the collection frees it
                 samples.append(time_ns(gc.collect))
             ns = median_ns(samples)
+            baseline_ns = measure_baseline(max(reps, 5))   # beside this measurement
             emit({"metric": "garbage", "kind": kind, "n": n,
                   "ms": round(ns / 1e6, 3),
-                  "ns_per_obj": round(per_obj(ns, baseline_ns, n), 2),
+                  "baseline_ms": round(baseline_ns / 1e6, 3),
+                  "ns_per_obj": per_obj(ns, baseline_ns, n),
                   "reps": reps})
 
 
@@ -394,9 +406,9 @@ def main():
     if "overhead" in only:
         run_overhead(overhead_n, emit)
     if "full" in only:
-        run_full(sizes, args.quick, baseline_ns, emit)
+        run_full(sizes, args.quick, emit)
     if "garbage" in only:
-        run_garbage(sizes, args.quick, baseline_ns, emit)
+        run_garbage(sizes, args.quick, emit)
     if "young" in only:
         run_young(old_sizes, args.quick, emit)
 
