@@ -53,9 +53,11 @@ void phases(benchmark::State &state, const cb_collection_stats &stats, size_t ob
 }
 
 // A full collection of n live nodes.
-void BM_Full(benchmark::State &state, Shape shape) {
+// threads: cb_set_threads, at its default minimum (32,768 nodes).
+void BM_Full(benchmark::State &state, Shape shape, unsigned threads) {
     size_t n = size_t(state.range(0));
     NodeHeap heap;
+    if (threads > 1) cb_set_threads(heap.heap(), threads, 0);
     std::vector<Node *> nodes = heap.build(n, shape);
     cb_collect(heap.heap(), CB_FULL, nullptr);   // every node in the oldest generation, as in the peers
     cb_collection_stats stats{};
@@ -183,8 +185,11 @@ void register_sized(const std::string &name, Args... args) {
 }
 
 void register_all() {
-    for (auto [name, shape] : {std::pair{"list", Shape::kList}, {"tree", Shape::kTree}, {"random", Shape::kRandom}})
-        register_sized(std::string("BM_Full/") + name, BM_Full, shape);
+    // Each shape on one thread, then on two, one after the other.
+    for (auto [name, shape] : {std::pair{"list", Shape::kList}, {"tree", Shape::kTree}, {"random", Shape::kRandom}}) {
+        register_sized(std::string("BM_Full/") + name, BM_Full, shape, 1u);
+        register_sized(std::string("BM_Full2/") + name, BM_Full, shape, 2u);
+    }
     for (auto [name, length] : {std::pair{"cycle2", size_t(2)}, {"cycle_long", size_t(1000)}})
         register_sized(std::string("BM_Garbage/") + name, BM_Garbage, length);
     for (int64_t n : {100'000, 1'000'000, 4'000'000})

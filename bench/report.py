@@ -27,6 +27,8 @@ SIZES = [10_000, 100_000, 1_000_000, 4_000_000]
 SHAPES = ["list", "tree", "random"]
 GARBAGE = ["cycle2", "cycle_long"]
 YOUNG_OLD = [100_000, 1_000_000, 4_000_000]
+PARALLEL_SIZES = [100_000, 1_000_000, 4_000_000]   # 10k is below cb_set_threads' default minimum
+PARALLEL_TARGET = 1.7
 HEADLINE_SHAPE = "tree"
 
 TARGETS = {
@@ -54,7 +56,7 @@ def ours(gbench):
     for b in gbench.get("benchmarks", []):
         parts = b["name"].split("/")
         case = parts[0]
-        if case in ("BM_Full", "BM_Garbage"):
+        if case in ("BM_Full", "BM_Full2", "BM_Garbage"):
             variant, n = parts[1], int(parts[2])
         else:
             variant, n = "", int(parts[1])
@@ -142,6 +144,8 @@ def build(args):
     metric("garbage_ns_per_obj_1m", gb.get(("BM_Garbage", "cycle2", 1_000_000)), "ns")
     metric("young_ns_per_obj_4m", gb.get(("BM_Young", "", 4_000_000)), "ns")
     metric("overhead_bytes_per_obj", gb.get(("BM_Overhead", "", 1_000_000)), "bytes")
+    # Two threads (cb_set_threads) against one, same shape, same run.
+    metric("parallel_speedup_1m", ratio(full_1m, gb.get(("BM_Full2", HEADLINE_SHAPE, 1_000_000))), "ratio")
 
     for who, table in (("", None), ("cpython_", cp), ("pypy_", pp)):
         for shape in SHAPES:
@@ -155,6 +159,11 @@ def build(args):
         for n in YOUNG_OLD:
             v = gb.get(("BM_Young", "", n)) if table is None else table.get(("young", "", n))
             metric(f"{who}young_ns_per_obj_{size_name(n)}", v, "ns")
+    for shape in SHAPES:
+        for n in PARALLEL_SIZES:
+            two = gb.get(("BM_Full2", shape, n))
+            metric(f"full2_ns_per_obj_{size_name(n)}_{shape}", two, "ns")
+            metric(f"parallel_speedup_{size_name(n)}_{shape}", ratio(gb.get(("BM_Full", shape, n)), two), "ratio")
     for n in SIZES:
         metric(f"cross_ns_per_obj_{size_name(n)}", gb.get(("BM_Cross", "", n)), "ns")
     metric("cpython_overhead_bytes_per_obj", cp.get(("overhead", "", 0)), "bytes")
@@ -225,6 +234,17 @@ def tables(record, gb, cp, pp):
     side_by_side("Young collection of 10,000 new objects over n old", [
         ("tree (old) + list (young)", n, gb.get(("BM_Young", "", n)), cp.get(("young", "", n)),
          pp.get(("young", "", n))) for n in YOUNG_OLD], "ns/young object")
+    w("### Full collection on two threads (`cb_set_threads(heap, 2, 0)`)")
+    w("")
+    w(f"Target (issue 7): a speedup of at least {PARALLEL_TARGET:g} at 1M (`parallel_speedup_1m`, the tree).")
+    w("")
+    w("| graph | n | one thread ns/object | two threads | speedup |")
+    w("|---|---|---|---|---|")
+    for shape in SHAPES:
+        for n in PARALLEL_SIZES:
+            one, two = gb.get(("BM_Full", shape, n)), gb.get(("BM_Full2", shape, n))
+            w(f"| {shape} | {n:,} | {fmt(one)} | {fmt(two)} | {fmt(ratio(one, two), 2)} |")
+    w("")
     w("### Cross-heap full collection (half host objects, half refcounted nodes)")
     w("")
     w("| n | cyclebridge ns/object | CPython, same-size tree of Python objects | ÷ CPython |")

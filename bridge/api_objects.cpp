@@ -112,6 +112,10 @@ cb_status cb_collect_if_due(cb_heap *heap);
 
 void *cb_alloc(cb_heap *heap, const cb_type *type, size_t size) {
     if (!heap) return nullptr;
+    if (heap->workers_running) {
+        heap->misuse(CB_ERR_BUSY, nullptr, "cb_alloc from a traverse while threads count or mark");
+        return nullptr;
+    }
     if (!owns_type(heap, type)) {
         heap->misuse(type ? CB_ERR_BAD_ARGUMENT : CB_ERR_NULL_ARGUMENT, nullptr,
                      "cb_alloc: type not registered with this heap");
@@ -173,7 +177,7 @@ void *cb_realloc(cb_heap *heap, void *obj, size_t new_size) {
 cb_status cb_free(cb_heap *heap, void *obj) {
     if (!heap) return CB_ERR_NULL_ARGUMENT;
     Header *h = heap->checked_header(obj, "cb_free");
-    if (!h) return obj ? CB_ERR_NOT_A_NODE : CB_ERR_NULL_ARGUMENT;
+    if (!h) return heap->no_header_status(obj);
     if (h->has(Header::kExternal)) return heap->misuse_node(CB_ERR_BAD_ARGUMENT, h, "cb_free of an external object");
     if (h->tracked()) return heap->misuse_node(CB_ERR_ALREADY_TRACKED, h, "cb_free of a tracked object");
     // Weakrefs must not outlive their target's memory.
@@ -204,7 +208,7 @@ cb_status cb_track_external(cb_heap *heap, const cb_type *type, void *obj) {
 cb_status cb_track(cb_heap *heap, void *obj) {
     if (!heap) return CB_ERR_NULL_ARGUMENT;
     Header *h = heap->checked_header(obj, "cb_track");
-    if (!h) return obj ? CB_ERR_NOT_A_NODE : CB_ERR_NULL_ARGUMENT;
+    if (!h) return heap->no_header_status(obj);
     if (h->tracked()) return heap->misuse_node(CB_ERR_ALREADY_TRACKED, h, "cb_track");
     heap->append(h, cb::kGen0);
     heap->counts[0]++;
@@ -214,7 +218,7 @@ cb_status cb_track(cb_heap *heap, void *obj) {
 cb_status cb_untrack(cb_heap *heap, void *obj) {
     if (!heap) return CB_ERR_NULL_ARGUMENT;
     Header *h = heap->checked_header(obj, "cb_untrack");
-    if (!h) return obj ? CB_ERR_NOT_A_NODE : CB_ERR_NULL_ARGUMENT;
+    if (!h) return heap->no_header_status(obj);
     if (!h->tracked()) return heap->misuse_node(CB_ERR_NOT_TRACKED, h, "cb_untrack");
     heap->remove(h);
     h->clear(Header::kMarked | Header::kInCollectedSet | Header::kForcedRoot);
@@ -244,7 +248,7 @@ int cb_is_finalized(const cb_heap *heap, const void *obj) {
 cb_status cb_mark_finalized(cb_heap *heap, void *obj) {
     if (!heap) return CB_ERR_NULL_ARGUMENT;
     Header *h = heap->checked_header(obj, "cb_mark_finalized");
-    if (!h) return obj ? CB_ERR_NOT_A_NODE : CB_ERR_NULL_ARGUMENT;
+    if (!h) return heap->no_header_status(obj);
     h->set(Header::kFinalized);
     return CB_OK;
 }
@@ -258,7 +262,7 @@ const cb_type *cb_type_of(const cb_heap *heap, const void *obj) {
 cb_status cb_incref(cb_heap *heap, void *obj) {
     if (!heap) return CB_ERR_NULL_ARGUMENT;
     Header *h = heap->checked_header(obj, "cb_incref");
-    if (!h) return obj ? CB_ERR_NOT_A_NODE : CB_ERR_NULL_ARGUMENT;
+    if (!h) return heap->no_header_status(obj);
     intptr_t c = heap->count(h);
     if (c == INTPTR_MAX) return heap->misuse_node(CB_ERR_OVERFLOW, h, "cb_incref");
     heap->set_count(h, c + 1);
@@ -268,7 +272,7 @@ cb_status cb_incref(cb_heap *heap, void *obj) {
 cb_status cb_decref(cb_heap *heap, void *obj) {
     if (!heap) return CB_ERR_NULL_ARGUMENT;
     Header *h = heap->checked_header(obj, "cb_decref");
-    if (!h) return obj ? CB_ERR_NOT_A_NODE : CB_ERR_NULL_ARGUMENT;
+    if (!h) return heap->no_header_status(obj);
     intptr_t c = heap->count(h);
     if (c <= 0) return heap->misuse_node(CB_ERR_UNDERFLOW, h, "cb_decref");
     heap->release(h);
@@ -284,7 +288,7 @@ intptr_t cb_count(const cb_heap *heap, const void *obj) {
 cb_status cb_host_acquire(cb_heap *heap, void *obj) {
     if (!heap) return CB_ERR_NULL_ARGUMENT;
     Header *h = heap->checked_header(obj, "cb_host_acquire");
-    if (!h) return obj ? CB_ERR_NOT_A_NODE : CB_ERR_NULL_ARGUMENT;
+    if (!h) return heap->no_header_status(obj);
     if (h->host_refs == UINT32_MAX) return heap->misuse_node(CB_ERR_OVERFLOW, h, "cb_host_acquire");
     if (!h->handle_managed()) {
         intptr_t c = heap->count(h);
@@ -300,7 +304,7 @@ cb_status cb_host_acquire(cb_heap *heap, void *obj) {
 cb_status cb_host_release(cb_heap *heap, void *obj) {
     if (!heap) return CB_ERR_NULL_ARGUMENT;
     Header *h = heap->checked_header(obj, "cb_host_release");
-    if (!h) return obj ? CB_ERR_NOT_A_NODE : CB_ERR_NULL_ARGUMENT;
+    if (!h) return heap->no_header_status(obj);
     if (h->host_refs == 0) return heap->misuse_node(CB_ERR_UNDERFLOW, h, "cb_host_release without cb_host_acquire");
     if (!h->handle_managed() && heap->count(h) <= 0)
         return heap->misuse_node(CB_ERR_UNDERFLOW, h, "cb_host_release");
@@ -315,9 +319,9 @@ cb_status cb_weakref_new(cb_heap *heap, void *target, void *holder, cb_weakref_c
     if (!heap) return CB_ERR_NULL_ARGUMENT;
     if (!out) return heap->misuse(CB_ERR_NULL_ARGUMENT, nullptr, "cb_weakref_new");
     Header *h = heap->checked_header(target, "cb_weakref_new");
-    if (!h) return target ? CB_ERR_NOT_A_NODE : CB_ERR_NULL_ARGUMENT;
+    if (!h) return heap->no_header_status(target);
     // The holder's liveness gates the callback: it must be a node too.
-    if (holder && !heap->checked_header(holder, "cb_weakref_new (holder)")) return CB_ERR_NOT_A_NODE;
+    if (holder && !heap->checked_header(holder, "cb_weakref_new (holder)")) return heap->no_header_status(holder);
     auto *ref = new (std::nothrow) cb_weakref{target, holder, callback, data};
     if (!ref) return heap->misuse(CB_ERR_NO_MEMORY, target, "cb_weakref_new");
     heap->weakrefs.add(ref);
@@ -350,7 +354,7 @@ cb_status cb_weakref_free(cb_heap *heap, cb_weakref *ref) {
 cb_status cb_clear_weakrefs(cb_heap *heap, void *obj) {
     if (!heap) return CB_ERR_NULL_ARGUMENT;
     Header *h = heap->checked_header(obj, "cb_clear_weakrefs");
-    if (!h) return obj ? CB_ERR_NOT_A_NODE : CB_ERR_NULL_ARGUMENT;
+    if (!h) return heap->no_header_status(obj);
     cb::clear_weakrefs(*heap, obj, /*run_callbacks=*/true);
     return CB_OK;
 }

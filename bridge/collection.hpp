@@ -44,8 +44,31 @@ inline uint64_t ns_between(std::chrono::steady_clock::time_point a, std::chrono:
 
 enum class Drive { kNone, kBridge, kHost };
 
+// Trial deletion's step for one visited edge, serial or parallel
+// (trial_deletion.cpp, parallel.cpp). counted_target is the target when
+// its gc_refs counts this edge, else nullptr (reported when the visit is
+// wrong).
+Header *counted_target(cb_heap &heap, void *target);
+void report_refs_exceed_count(cb_heap &heap, Header *h);
+// One reference to h found: gc_refs loses one. At zero, more references
+// were visited than the count holds: h is reported once (forced(h) says
+// whether it was) and kept alive (force(h)).
+template <class Forced, class Force>
+void subtract_one(cb_heap &heap, Header *h, Forced forced, Force force) {
+    if (h->gc_refs == 0) {
+        if (!forced(h)) report_refs_exceed_count(heap, h);
+        force(h);
+        return;
+    }
+    if (h->gc_refs != kCountSaturated) --h->gc_refs;
+}
+
 class Collection {
 public:
+    // Sets smaller than this are counted and marked on one thread unless
+    // cb_set_threads says otherwise.
+    static constexpr size_t kParallelMinimum = size_t(1) << 15;
+
     Collection(cb_heap &heap, int generation, Drive drive, const cb_host_hooks *hooks);
     ~Collection();
     Collection(const Collection &) = delete;
@@ -85,6 +108,7 @@ private:
     // trial_deletion.cpp
     void begin();
     void count();
+    void enter_set(Header *h);
     void recount_garbage();
     intptr_t external_count(const Header *h, intptr_t count) const;
     // marking.cpp
@@ -93,6 +117,11 @@ private:
     bool drain(size_t budget);
     void mark_roots_outside_set();
     void find_legacy_culprits();
+    // parallel.cpp: the count and the first marking on the heap's workers,
+    // for sets of at least heap.parallel_minimum nodes, all from cb_alloc.
+    bool parallel_ok(size_t set_size) const;
+    void parallel_count();
+    void parallel_mark();
     bool mark_next_culprit();
     // teardown.cpp
     void partition();

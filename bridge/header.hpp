@@ -82,6 +82,8 @@ inline Header *intrusive_header_of(const void *obj) {
     return reinterpret_cast<Header *>(const_cast<char *>(static_cast<const char *>(obj)) - sizeof(IntrusiveBlock));
 }
 
-constexpr uint32_t kCountSaturated = UINT32_MAX;
+// gc_refs saturates here; the values above it are the parallel mark's
+// states (parallel.cpp).
+constexpr uint32_t kCountSaturated = UINT32_MAX - 4;
 
 }  // namespace cb

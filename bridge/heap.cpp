@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "collection.hpp"
+#include "worker_pool.hpp"
 
 using cb::Header;
 
@@ -42,6 +43,8 @@ cb_status cb_heap::report_node(cb_report_kind kind, cb_status status, const Head
 
 cb_status cb_heap::deliver(cb_report_kind kind, cb_status status, const void *object, const char *type_name,
                            const char *fmt, va_list ap) {
+    std::unique_lock<std::mutex> one_at_a_time(report_mutex, std::defer_lock);
+    if (workers_running) one_at_a_time.lock();
     char message[512];
     std::vsnprintf(message, sizeof message, fmt, ap);
     ++reports;
@@ -69,6 +72,11 @@ void cb_heap::notify(cb_collection_event event, const cb_collection_stats &stats
 Header *cb_heap::checked_header(const void *obj, const char *what) {
     if (!obj) {
         misuse(CB_ERR_NULL_ARGUMENT, nullptr, what);
+        return nullptr;
+    }
+    if (workers_running) {   // from a traverse, on any thread: the heap is not to change
+        report(CB_REPORT_API_MISUSE, CB_ERR_BUSY, obj, "%s from a traverse while threads count or mark: %s", what,
+               cb_status_name(CB_ERR_BUSY));
         return nullptr;
     }
     if (!externals.empty()) {   // a hash lookup on every API call otherwise

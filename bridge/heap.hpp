@@ -7,6 +7,7 @@
 #include <cstdarg>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -19,6 +20,7 @@
 
 namespace cb {
 class Collection;
+class WorkerPool;
 }
 
 struct cb_heap {
@@ -53,6 +55,10 @@ struct cb_heap {
     // Header of a pointer handed to the API, or nullptr (reported) when it
     // is not a live object of this heap as far as can be checked.
     cb::Header *checked_header(const void *obj, const char *what);
+    // What an API call returns when checked_header gave nullptr.
+    cb_status no_header_status(const void *obj) const {
+        return workers_running ? CB_ERR_BUSY : obj ? CB_ERR_NOT_A_NODE : CB_ERR_NULL_ARGUMENT;
+    }
     // Header of a pointer visited by a traverse: nullptr for non-nodes
     // (and, with `report`, a report for pointers that cannot be nodes).
     // Inline for the common heap, where every node is intrusive and nothing
@@ -132,6 +138,13 @@ struct cb_heap {
 
     bool has_host = false;
     cb_host_interface host{};
+
+    // cb_set_threads: helpers for counting and marking (null: serial).
+    std::unique_ptr<cb::WorkerPool> workers;
+    size_t parallel_minimum = 0;   // smallest set counted and marked on the workers
+    // Held by deliver while workers run, so reports stay one at a time.
+    std::mutex report_mutex;
+    bool workers_running = false;
 
     cb::Collection *running = nullptr;     // the collection in progress
     std::unique_ptr<cb::Collection> host_driven;   // owns a host-driven one

@@ -24,27 +24,52 @@ uint32_t saturate(intptr_t v) {
 int visit_subtract(void *target, void *arg) {
     auto *visitor = static_cast<cb_host_visitor *>(arg);
     cb_heap &heap = visitor->collection->heap();
-    Header *h = heap.visited_header(target, /*report=*/true);
-    if (!h) return 0;
-    if (!h->has(Header::kInCollectedSet)) {
-        if (h->place() == kUntracked)
-            heap.report_node(CB_REPORT_VISIT_UNTRACKED, CB_OK, h,
-                        "traverse visited %p, which is not tracked; ignored", target);
-        return 0;
-    }
-    if (h->handle_managed()) return 0;
-    if (h->gc_refs == 0) {
-        if (!h->has(Header::kForcedRoot))
-            heap.report_node(CB_REPORT_REFS_EXCEED_COUNT, CB_OK, h,
-                        "more references to %p were visited than its count holds; kept alive", target);
-        h->set(Header::kForcedRoot);
-        return 0;
-    }
-    if (h->gc_refs != kCountSaturated) --h->gc_refs;
+    if (Header *h = counted_target(heap, target))
+        subtract_one(heap, h, [](Header *h) { return h->has(Header::kForcedRoot); },
+                     [](Header *h) { h->set(Header::kForcedRoot); });
     return 0;
 }
 
 }  // namespace
+
+Header *counted_target(cb_heap &heap, void *target) {
+    Header *h = heap.visited_header(target, /*report=*/true);
+    if (!h) return nullptr;
+    if (!h->has(Header::kInCollectedSet)) {
+        if (h->place() == kUntracked)
+            heap.report_node(CB_REPORT_VISIT_UNTRACKED, CB_OK, h,
+                             "traverse visited %p, which is not tracked; ignored", target);
+        return nullptr;
+    }
+    return h->handle_managed() ? nullptr : h;
+}
+
+void report_refs_exceed_count(cb_heap &heap, Header *h) {
+    heap.report_node(CB_REPORT_REFS_EXCEED_COUNT, CB_OK, h,
+                     "more references to %p were visited than its count holds; kept alive", object_of(h));
+}
+
+// Walk 1 for one node: it joins the set, its gc_refs its external count.
+void Collection::enter_set(Header *h) {
+    h->clear(Header::kMarked | Header::kForcedRoot | Header::kPassed);
+    h->set(Header::kInCollectedSet);
+    intptr_t c = heap_.count(h);
+    if (c < 0) {
+        heap_.report_node(CB_REPORT_REFS_EXCEED_COUNT, CB_OK, h,
+                          "count of %p is negative (%ld); kept alive", object_of(h), long(c));
+        h->set(Header::kForcedRoot);
+        c = 0;
+    }
+    if (h->handle_managed() && !full()) h->set(Header::kForcedRoot);
+    intptr_t external = external_count(h, c);
+    if (external < 0) {
+        heap_.report_node(CB_REPORT_REFS_EXCEED_COUNT, CB_OK, h,
+                          "host references to %p exceed its count; kept alive", object_of(h));
+        h->set(Header::kForcedRoot);
+        external = 0;
+    }
+    h->gc_refs = saturate(external);
+}
 
 // A node's count less the references the collector will account for
 // itself. A refcounted count includes host references, which are edges
@@ -62,49 +87,37 @@ void Collection::begin() {
 }
 
 void Collection::count() {
-    const bool young = !full();
-    for (int g = 0; g <= generation_; ++g) {
-        for (Header *h : heap_.generations[g]) {
-            h->clear(Header::kMarked | Header::kForcedRoot | Header::kPassed);
-            h->set(Header::kInCollectedSet);
-            intptr_t c = heap_.count(h);
-            if (c < 0) {
-                heap_.report_node(CB_REPORT_REFS_EXCEED_COUNT, CB_OK, h,
-                             "count of %p is negative (%ld); kept alive", object_of(h), long(c));
-                h->set(Header::kForcedRoot);
-                c = 0;
-            }
-            if (h->handle_managed() && young) h->set(Header::kForcedRoot);
-            intptr_t external = external_count(h, c);
-            if (external < 0) {
-                heap_.report_node(CB_REPORT_REFS_EXCEED_COUNT, CB_OK, h,
-                                  "host references to %p exceed its count; kept alive", object_of(h));
-                h->set(Header::kForcedRoot);
-                external = 0;
-            }
-            h->gc_refs = saturate(external);
-        }
-        stats_.examined += heap_.generations[g].size();
-    }
-
-    visitor_.follow_host = false;
-    for (int g = 0; g <= generation_ && !failed_; ++g) {
-        // A traverse may (wrongly) track or untrack: walk by index.
-        auto &gen = heap_.generations[g];
-        for (size_t i = 0; i < gen.size(); ++i) {
-            Header *h = gen[i];
-            const cb_type &type = heap_.type_of(h);
-            try {
-                type.spec.traverse(object_of(h), visit_subtract, &visitor_);
-            } catch (...) {
-                traverse_failed(h, "trial deletion");
-                break;
+    size_t set_size = 0;
+    for (int g = 0; g <= generation_; ++g) set_size += heap_.generations[g].size();
+    stats_.examined += set_size;
+    const bool parallel = parallel_ok(set_size);
+    if (parallel) {
+        parallel_count();
+    } else {
+        for (int g = 0; g <= generation_; ++g)
+            for (Header *h : heap_.generations[g]) enter_set(h);
+        visitor_.follow_host = false;
+        for (int g = 0; g <= generation_ && !failed_; ++g) {
+            // A traverse may (wrongly) track or untrack: walk by index.
+            auto &gen = heap_.generations[g];
+            for (size_t i = 0; i < gen.size(); ++i) {
+                Header *h = gen[i];
+                const cb_type &type = heap_.type_of(h);
+                try {
+                    type.spec.traverse(object_of(h), visit_subtract, &visitor_);
+                } catch (...) {
+                    traverse_failed(h, "trial deletion");
+                    break;
+                }
             }
         }
     }
     phase_done(CB_PHASE_COUNT);
     if (failed_) return;
-    mark_set_in_order();
+    // Host objects are marked through host callbacks, which may not be
+    // called from several threads: with a host, marking is serial.
+    if (parallel && drive_ == Drive::kNone) parallel_mark();
+    else mark_set_in_order();
 }
 
 // Trial deletion over the garbage alone: gc_refs = count minus references

@@ -295,6 +295,24 @@ cb_status cb_collect(cb_heap *heap, int generation, cb_collection_stats *stats);
 typedef void (*cb_found_fn)(void *ctx, void *obj);
 cb_status cb_find_unreachable(cb_heap *heap, cb_found_fn found, void *ctx, cb_collection_stats *stats);
 
+/* Threads for counting and marking: the calling thread and threads - 1
+ * helpers the heap starts now and keeps until the heap is destroyed or
+ * this is called again (1, the default: the caller alone; at most
+ * CB_MAX_THREADS). Collections of at least min_nodes nodes (0: 32,768)
+ * then count on all of them, and mark on all of them when no host is
+ * marked (host callbacks run on the collecting thread only); heaps with
+ * CB_HEAP_VERIFY or objects from cb_track_external stay serial. While
+ * helpers run, traverse (and the is_node filter) is called from several
+ * threads at once, each call for a different object: it may read its
+ * object and call visit, nothing else; an API call that names an object,
+ * or cb_alloc, from a traverse is then refused (CB_ERR_BUSY, reported).
+ * Everything else runs on the calling thread, as before. Refused during a
+ * collection. Whether it pays depends on the graph and the machine: see
+ * docs/performance.md. */
+#define CB_MAX_THREADS 64
+cb_status cb_set_threads(cb_heap *heap, unsigned threads, size_t min_nodes);
+unsigned cb_get_threads(const cb_heap *heap);
+
 /* Statistics of the last finished collection. */
 cb_status cb_last_stats(const cb_heap *heap, cb_collection_stats *stats);
 int cb_is_collecting(const cb_heap *heap);

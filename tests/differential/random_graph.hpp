@@ -514,6 +514,7 @@ enum Feature : uint32_t {
     kFeatIsNode = 1u << 15,      // "is-node": traverses visit non-nodes, filtered by is_node
     kFeatHostless = 1u << 16,    // "hostless-full": cb_collect(CB_FULL) on a host-driven heap
     kFeatRetrack = 1u << 17,     // "retrack": cb_untrack + cb_track (back to generation 0)
+    kFeatThreads = 1u << 18,     // "threads": counting and marking on 2 threads (cb_set_threads)
 };
 
 // Parses a comma-separated list of feature names; unknown names are
@@ -525,7 +526,7 @@ inline uint32_t parse_features(const std::string &list, std::string *bad = nullp
         {"legacy", kFeatLegacy}, {"young", kFeatYoung}, {"host-driven", kFeatHostDriven},
         {"bridge-driven", kFeatBridgeDriven}, {"verify", kFeatVerify}, {"external", kFeatExternal},
         {"freeze", kFeatFreeze}, {"auto", kFeatAuto}, {"is-node", kFeatIsNode},
-        {"hostless-full", kFeatHostless}, {"retrack", kFeatRetrack}};
+        {"hostless-full", kFeatHostless}, {"retrack", kFeatRetrack}, {"threads", kFeatThreads}};
     uint32_t mask = 0;
     size_t pos = 0;
     while (pos <= list.size()) {
@@ -771,6 +772,10 @@ private:
         }
         heap_ = cb_heap_new(&ho);
         if (!heap_) return fail("cb_heap_new failed");
+        // Every collection, however small, on two threads: the parallel
+        // count and mark must find what the serial ones find.
+        threads_ = src_.percent(25) && on(kFeatThreads);
+        if (threads_ && cb_set_threads(heap_, 2, 1) != CB_OK) return fail("cb_set_threads failed");
         cb_set_report_handler(heap_, &Scenario::cb_report_handler, this);
         if (cb_add_collection_callback(heap_, &Scenario::cb_on_collection, this) != CB_OK)
             return fail("cb_add_collection_callback failed");
@@ -1711,9 +1716,9 @@ private:
         std::string r;
         char buf[200];
         std::snprintf(buf, sizeof buf,
-                      "differential mismatch: seed %llu, %s-driven, CB_HEAP_VERIFY %s, operation %llu: %s\n",
+                      "differential mismatch: seed %llu, %s-driven, CB_HEAP_VERIFY %s, threads %d, operation %llu: %s\n",
                       (unsigned long long)opt_.seed, mode_ == CB_DRIVE_HOST ? "host" : "bridge",
-                      verify_ ? "on" : "off", (unsigned long long)ops_, p.desc.c_str());
+                      verify_ ? "on" : "off", threads_ ? 2 : 1, (unsigned long long)ops_, p.desc.c_str());
         r += buf;
         r += "mismatches:\n";
         for (auto &d : diffs) r += "  " + d + "\n";
@@ -1748,6 +1753,7 @@ private:
     cb_drive_mode mode_ = CB_DRIVE_BRIDGE;
     bool verify_ = false;
     bool filter_ = false;              // heap has an is_node filter; traverses visit not_a_node_
+    bool threads_ = false;             // counting and marking on 2 threads
     NodeObj not_a_node_{};             // what traverses visit that is not a node
     int started_generation_ = -1;      // set by the collection callback
     std::vector<TypeKey> types_;
