@@ -53,11 +53,9 @@ void phases(benchmark::State &state, const cb_collection_stats &stats, size_t ob
 }
 
 // A full collection of n live nodes.
-// threads: cb_set_threads, at its default minimum (32,768 nodes).
-void BM_Full(benchmark::State &state, Shape shape, unsigned threads) {
+void BM_Full(benchmark::State &state, Shape shape) {
     size_t n = size_t(state.range(0));
     NodeHeap heap;
-    if (threads > 1) cb_set_threads(heap.heap(), threads, 0);
     std::vector<Node *> nodes = heap.build(n, shape);
     cb_collect(heap.heap(), CB_FULL, nullptr);   // every node in the oldest generation, as in the peers
     cb_collection_stats stats{};
@@ -74,6 +72,32 @@ void BM_Full(benchmark::State &state, Shape shape, unsigned threads) {
 }
 
 // Freeing n nodes of garbage in cycles, teardown (clears, deallocs) included.
+// The same full collection on one thread and on two (cb_set_threads at
+// its default minimum), alternating on one heap so that both see the same
+// memory and the same moments of this shared machine; the ratio of the
+// medians is the speedup.
+void BM_Threads(benchmark::State &state, Shape shape) {
+    size_t n = size_t(state.range(0));
+    NodeHeap heap;
+    std::vector<Node *> nodes = heap.build(n, shape);
+    cb_collect(heap.heap(), CB_FULL, nullptr);
+    std::vector<double> one, two;
+    for (auto _ : state) {
+        for (unsigned threads : {1u, 2u}) {
+            cb_set_threads(heap.heap(), threads, 0);
+            cb_collect(heap.heap(), CB_FULL, nullptr);   // untimed: the helpers awake, the caches as they will be
+            auto start = Clock::now();
+            cb_collect(heap.heap(), CB_FULL, nullptr);
+            (threads == 1 ? one : two).push_back(seconds_since(start));
+        }
+        state.SetIterationTime(one.back() + two.back());
+    }
+    per_object(state, "one_thread_ns", n, one);
+    per_object(state, "two_threads_ns", n, two);
+    state.counters["speedup"] = state.counters["one_thread_ns"] / state.counters["two_threads_ns"];
+    heap.destroy(nodes);
+}
+
 void BM_Garbage(benchmark::State &state, size_t cycle_length) {
     size_t n = size_t(state.range(0));
     NodeHeap heap;
@@ -185,11 +209,15 @@ void register_sized(const std::string &name, Args... args) {
 }
 
 void register_all() {
-    // Each shape on one thread, then on two, one after the other.
-    for (auto [name, shape] : {std::pair{"list", Shape::kList}, {"tree", Shape::kTree}, {"random", Shape::kRandom}}) {
-        register_sized(std::string("BM_Full/") + name, BM_Full, shape, 1u);
-        register_sized(std::string("BM_Full2/") + name, BM_Full, shape, 2u);
-    }
+    for (auto [name, shape] : {std::pair{"list", Shape::kList}, {"tree", Shape::kTree}, {"random", Shape::kRandom}})
+        register_sized(std::string("BM_Full/") + name, BM_Full, shape);
+    for (auto [name, shape] : {std::pair{"list", Shape::kList}, {"tree", Shape::kTree}, {"random", Shape::kRandom}})
+        for (int64_t n : {100'000, 1'000'000, 4'000'000})
+            benchmark::RegisterBenchmark((std::string("BM_Threads/") + name).c_str(), BM_Threads, shape)
+                ->Arg(n)
+                ->Iterations(iterations_for(n) + 1)
+                ->UseManualTime()
+                ->Unit(benchmark::kMillisecond);
     for (auto [name, length] : {std::pair{"cycle2", size_t(2)}, {"cycle_long", size_t(1000)}})
         register_sized(std::string("BM_Garbage/") + name, BM_Garbage, length);
     for (int64_t n : {100'000, 1'000'000, 4'000'000})
