@@ -44,6 +44,20 @@ inline uint64_t ns_between(std::chrono::steady_clock::time_point a, std::chrono:
 
 enum class Drive { kNone, kBridge, kHost };
 
+// The in-order walk's step for a node of the set (marking.cpp,
+// parallel.cpp): the node is passed, and is to be scanned now if it was
+// marked ahead of the walk or is a root (then marked, and counted).
+inline bool walk_reaches(Header *h, uint64_t &roots) {
+    bool scan = h->has(Header::kMarked);
+    if (!scan && (h->gc_refs > 0 || h->has(Header::kForcedRoot))) {
+        roots++;
+        h->set(Header::kMarked);
+        scan = true;
+    }
+    h->set(Header::kPassed);
+    return scan;
+}
+
 // Trial deletion's step for one visited edge, serial or parallel
 // (trial_deletion.cpp, parallel.cpp). counted_target is the target when
 // its gc_refs counts this edge, else nullptr (reported when the visit is

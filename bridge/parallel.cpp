@@ -150,14 +150,24 @@ void subtract_visited(Worker &w, void *target) {
     if (Header *h = counted_target(w.shared->heap, target)) subtract_own(w, h);
 }
 
-int visit_subtract_parallel(void *target, void *arg) {
+// A visit: a pointer of this worker's is acted on at once, another's goes
+// to the buffer for its owner.
+template <void (*Act)(Worker &, void *), std::vector<std::vector<void *>> &(*Out)(Worker &)>
+int visit_routed(void *target, void *arg) {
     Worker &w = worker_of(arg);
     if (!target) return 0;
     unsigned owner = w.shared->owners.of(target);
-    if (owner == w.self) subtract_visited(w, target);
-    else w.sent[owner].push_back(target);
+    if (owner == w.self) Act(w, target);
+    else Out(w)[owner].push_back(target);
     return 0;
 }
+
+// The count's pointers are read after the next barrier; marking's in the
+// next round, while this one's are being read.
+std::vector<std::vector<void *>> &this_round(Worker &w) { return w.sent; }
+std::vector<std::vector<void *>> &next_round(Worker &w) { return w.sending; }
+
+constexpr cb_visit_fn visit_subtract_parallel = visit_routed<subtract_visited, this_round>;
 
 template <class Enter>
 void count_own_nodes(Worker &w, Enter enter) {
@@ -180,14 +190,7 @@ void mark_visited(Worker &w, void *target) {
     if (h->has(Header::kPassed)) w.stack.push_back(h);
 }
 
-int visit_mark_parallel(void *target, void *arg) {
-    Worker &w = worker_of(arg);
-    if (!target) return 0;
-    unsigned owner = w.shared->owners.of(target);
-    if (owner == w.self) mark_visited(w, target);
-    else w.sending[owner].push_back(target);
-    return 0;
-}
+constexpr cb_visit_fn visit_mark_parallel = visit_routed<mark_visited, next_round>;
 
 void drain_stack(Worker &w) {
     while (!w.stack.empty()) {
@@ -200,16 +203,7 @@ void drain_stack(Worker &w) {
 void mark_own_nodes(Worker &w) {
     Shared &s = *w.shared;
     s.owners.for_each(s.heap, w.self, [&](Header *h) {
-        if (!h->has(Header::kInCollectedSet)) return;
-        if (!h->has(Header::kMarked)) {
-            if (h->gc_refs == 0 && !h->has(Header::kForcedRoot)) {
-                h->set(Header::kPassed);
-                return;
-            }
-            w.roots++;
-            h->set(Header::kMarked);
-        }
-        h->set(Header::kPassed);
+        if (!h->has(Header::kInCollectedSet) || !walk_reaches(h, w.roots)) return;
         traverse(w, h, visit_mark_parallel);
         drain_stack(w);
     });

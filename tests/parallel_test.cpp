@@ -133,12 +133,22 @@ TEST(Parallel, ThrowingTraverseFreesNothing) {
     EXPECT_EQ(g.dead_nodes(), 200u);
 }
 
-TEST(Parallel, ApiCallFromATraverseIsRefusedAndReported) {
+// Every collection on two threads, over a 2-cycle a <-> b the test holds.
+struct TwoThreadPair {
     Graph g;
-    ASSERT_EQ(cb_set_threads(g.heap, 2, 1), CB_OK);
-    Node *a = g.rc(), *b = g.rc();
-    g.link(a, b);
-    g.link(b, a);
+    Node *a, *b;
+    TwoThreadPair() {
+        EXPECT_EQ(cb_set_threads(g.heap, 2, 1), CB_OK);
+        a = g.rc();
+        b = g.rc();
+        g.link(a, b);
+        g.link(b, a);
+    }
+};
+
+TEST(Parallel, ApiCallFromATraverseIsRefusedAndReported) {
+    TwoThreadPair pair;
+    auto &[g, a, b] = pair;
     intptr_t before = g.count(a);
     std::vector<cb_status> seen;
     a->on_traverse = [&seen](Node &n, cb_visit_fn visit, void *arg) {
@@ -158,11 +168,8 @@ TEST(Parallel, ApiCallFromATraverseIsRefusedAndReported) {
 }
 
 TEST(Parallel, OverVisitingTraverseIsReportedOnceAndKeptAlive) {
-    Graph g;
-    ASSERT_EQ(cb_set_threads(g.heap, 2, 1), CB_OK);
-    Node *a = g.rc(), *b = g.rc();
-    g.link(a, b);
-    g.link(b, a);
+    TwoThreadPair pair;
+    auto &[g, a, b] = pair;
     // a visits b three times; b's count holds one reference.
     a->on_traverse = [b](Node &n, cb_visit_fn visit, void *arg) {
         visit(b, arg);
