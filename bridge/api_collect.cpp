@@ -90,7 +90,7 @@ void cb_set_automatic(cb_heap *heap, int enabled) {
 
 size_t cb_generation_size(const cb_heap *heap, int generation) {
     if (!heap || generation < 0 || generation > CB_FULL) return 0;
-    return heap->generations[generation].size();
+    return heap->generation_size(generation);
 }
 
 cb_status cb_freeze(cb_heap *heap) {

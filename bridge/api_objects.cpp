@@ -38,10 +38,10 @@ cb_heap *cb_heap_new(const cb_heap_options *options) {
 
 void cb_heap_destroy(cb_heap *heap) {
     if (!heap) return;
-    // Between host-driven steps the collection is simply abandoned; inside
-    // a collection's callbacks the heap is in use.
-    bool between_host_steps = heap->host_driven && !heap->in_host_step;
-    if (heap->running && !between_host_steps) {
+    // Between host-driven steps or incremental slices the collection is
+    // simply abandoned; inside a collection's callbacks the heap is in use.
+    bool between_steps = (heap->host_driven && !heap->in_host_step) || (heap->incremental && !heap->in_slice);
+    if (heap->running && !between_steps) {
         heap->misuse(CB_ERR_BUSY, nullptr, "cb_heap_destroy during a collection (ignored)");
         return;
     }

@@ -116,7 +116,8 @@ bool Collection::advance() {
 void Collection::abort_before_teardown() {
     for (int g = 0; g <= generation_; ++g)
         for (Header *h : heap_.generations[g])
-            h->clear(Header::kInCollectedSet | Header::kMarked | Header::kForcedRoot);
+            if (h) h->clear(Header::kInCollectedSet | Header::kMarked | Header::kForcedRoot);
+    if (heap_.keep_positions) heap_.close_holes();
     work_.clear();
     host_work_.clear();
     if (drive_ == Drive::kBridge && heap_.host.reset_marks) {

@@ -63,6 +63,7 @@ inline bool walk_reaches(Header *h, uint64_t &roots) {
 // its gc_refs counts this edge, else nullptr (reported when the visit is
 // wrong).
 Header *counted_target(cb_heap &heap, void *target);
+int visit_subtract(void *target, void *arg);   // counted_target, then subtract_one
 void report_refs_exceed_count(cb_heap &heap, Header *h);
 // One reference to h found: gc_refs loses one. At zero, more references
 // were visited than the count holds: h is reported once (forced(h) says
@@ -95,6 +96,11 @@ public:
     // nothing (analysis.cpp).
     cb_status find_unreachable(std::vector<void *> &out);
 
+    // An incremental full collection (incremental.cpp): the first call
+    // starts it; each runs about `budget` nodes' worth of work, the
+    // program running in between; true when the collection has ended.
+    bool slice(size_t budget);
+
     // Host-driven steps (start is also run's beginning).
     void start();
     bool trace(size_t budget);            // true when the node work list is empty
@@ -107,6 +113,7 @@ public:
     bool full() const { return generation_ == CB_FULL; }
     Drive drive() const { return drive_; }
     bool done() const { return stage_ == Stage::kDone; }
+    bool failed() const { return failed_; }
 
     // Called from visits.
     void mark_node(Header *h);
@@ -152,6 +159,11 @@ private:
     void survivors_finish();
     void sweep();
     bool abandon_teardown();   // ends the collection; returns true (finished)
+    // incremental.cpp
+    template <class Step>
+    bool walk_set(size_t budget, size_t &done, Step step);
+    void recheck_unmarked();
+    void scan_new_nodes();
     // collection.cpp
     bool advance();                       // runs stages; false when the host must mark
     bool yield_to_host();
@@ -184,6 +196,11 @@ private:
     std::vector<Header *> culprits_;
     size_t next_culprit_ = 0;
     std::vector<std::pair<Header *, Header *>> legacy_kept_;   // node, culprit
+    // Incremental: which walk runs, and where it stands.
+    enum class Walk { kNotStarted, kEnter, kSubtract, kMark, kDone };
+    Walk walk_ = Walk::kNotStarted;
+    int walk_generation_ = 0;
+    size_t walk_index_ = 0;
 
     cb_collection_stats stats_{};
     std::chrono::steady_clock::time_point start_, phase_start_;

@@ -141,6 +141,9 @@ void cb_heap::remove(Header *h) {
     if (p == cb::kGarbage) {
         // The garbage list is walked by index while callbacks run: leave a hole.
         garbage[h->index] = nullptr;
+    } else if (keep_positions && p < cb::kPermanent) {
+        generations[p][h->index] = nullptr;
+        holes[p]++;
     } else if (p <= cb::kPermanent) {
         auto &arr = generations[p];
         Header *last = arr.back();
@@ -149,6 +152,21 @@ void cb_heap::remove(Header *h) {
         arr.pop_back();
     }
     h->set_place(cb::kUntracked);
+}
+
+void cb_heap::close_holes() {
+    for (int g = 0; g < CB_GENERATIONS; ++g) {
+        auto &gen = generations[g];
+        size_t kept = 0;
+        for (Header *h : gen) {
+            if (!h) continue;
+            h->index = static_cast<uint32_t>(kept);
+            gen[kept++] = h;
+        }
+        gen.resize(kept);
+        holes[g] = 0;
+    }
+    keep_positions = false;
 }
 
 void cb_heap::release(Header *h) {

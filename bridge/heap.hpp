@@ -80,6 +80,14 @@ struct cb_heap {
     }
     void append(cb::Header *h, cb::Place p);
     void remove(cb::Header *h);   // from its array; place becomes untracked
+    // While an incremental collection walks the generations between the
+    // program's turns, a removal from generations 0..2 leaves a hole
+    // (nullptr) instead of moving the last node into the gap; every walk
+    // of those arrays skips holes. close_holes compacts them again.
+    bool keep_positions = false;
+    std::array<size_t, CB_GENERATIONS> holes{};
+    void close_holes();
+    size_t generation_size(int g) const { return generations[g].size() - (g < CB_GENERATIONS ? holes[g] : 0); }
     void move(cb::Header *h, cb::Place p) { remove(h); append(h, p); }
 
     // ---- counts -----------------------------------------------------------
@@ -148,6 +156,8 @@ struct cb_heap {
 
     cb::Collection *running = nullptr;     // the collection in progress
     std::unique_ptr<cb::Collection> host_driven;   // owns a host-driven one
+    std::unique_ptr<cb::Collection> incremental;   // owns an incremental one (cb_collect_slice)
+    bool in_slice = false;                          // inside cb_collect_slice
     bool in_host_step = false;                      // inside a cb_hd_* call
     cb_collection_stats last_stats{};
     bool has_last_stats = false;

@@ -129,7 +129,7 @@ void Collection::retain() {
         auto &nodes = heap_.generations[g];
         for (size_t i = 0; i < nodes.size(); ++i) {
             Header *h = nodes[i];
-            if (!h->has(Header::kInCollectedSet) || (h->has(Header::kMarked) && !all)) continue;
+            if (!h || !h->has(Header::kInCollectedSet) || (h->has(Header::kMarked) && !all)) continue;
             try {
                 heap_.type_of(h).spec.traverse(object_of(h), visit_nothing, &visitor_);
             } catch (...) {
@@ -171,7 +171,9 @@ void Collection::find_legacy_culprits() {
     if (!heap_.some_type_has(&cb_type_spec::legacy_finalize)) return;
     for (int g = 0; g <= generation_; ++g)
         for (Header *h : heap_.generations[g])
-            if (!h->has(Header::kMarked) && heap_.type_of(h).spec.legacy_finalize) culprits_.push_back(h);
+            if (h && h->has(Header::kInCollectedSet) && !h->has(Header::kMarked) &&
+                heap_.type_of(h).spec.legacy_finalize)
+                culprits_.push_back(h);
 }
 
 // Marks from the next culprit; false when there is none left.

@@ -53,6 +53,7 @@ void Collection::partition() {
     if (dest_in_set) {
         size_t kept = 0;
         for (Header *h : dest) {
+            if (!h) continue;   // a hole left while an incremental collection ran
             if (!survives(h)) {
                 to_garbage(h);
                 continue;
@@ -69,6 +70,7 @@ void Collection::partition() {
     for (int g = 0; g <= generation_; ++g) {
         if (g == int(dest_)) continue;
         for (Header *h : heap_.generations[g]) {
+            if (!h) continue;
             if (!survives(h)) {
                 to_garbage(h);
                 continue;
@@ -78,6 +80,9 @@ void Collection::partition() {
         }
         heap_.generations[g].clear();
     }
+    // Compacted: removals move the last node into the gap again.
+    heap_.holes = {};
+    heap_.keep_positions = false;
     if (dest_ == kGen2 && !full()) heap_.long_lived_pending += dest.size() - before;
     stats_.garbage = heap_.garbage.size() + legacy_kept_.size();
     partitioned_ = true;

@@ -21,6 +21,8 @@ uint32_t saturate(intptr_t v) {
     return v >= intptr_t(kCountSaturated) ? kCountSaturated : static_cast<uint32_t>(v);
 }
 
+}  // namespace
+
 int visit_subtract(void *target, void *arg) {
     auto *visitor = static_cast<cb_host_visitor *>(arg);
     cb_heap &heap = visitor->collection->heap();
@@ -29,8 +31,6 @@ int visit_subtract(void *target, void *arg) {
                      [](Header *h) { h->set(Header::kForcedRoot); });
     return 0;
 }
-
-}  // namespace
 
 Header *counted_target(cb_heap &heap, void *target) {
     Header *h = heap.visited_header(target, /*report=*/true);

@@ -286,6 +286,21 @@ typedef struct cb_collection_stats {
  * Asked for from inside a callback of a running collection: CB_ERR_BUSY,
  * and nothing runs. */
 cb_status cb_collect(cb_heap *heap, int generation, cb_collection_stats *stats);
+/* One slice of an incremental full collection: the first call starts one,
+ * each runs about `budget` nodes' worth of its work (0: the rest of it) and
+ * returns, and the program runs between slices as it likes, changing
+ * counts and edges, making and freeing nodes (edges the counts do not show
+ * need their write barrier, as always). *finished is set to 1 by the slice
+ * that ends the collection, which also fills *stats (both may be NULL).
+ * The last slice checks what the others found against the heap as it is
+ * then: nothing reachable is freed, whatever the program did; what became
+ * garbage during the collection waits for the next one. The last slice is
+ * not bounded yet: it walks the collected set and tears the garbage down.
+ * While it runs, cb_is_collecting is true and other collections are
+ * refused (CB_ERR_BUSY); cb_heap_destroy between slices abandons it. Heaps
+ * with a host interface: CB_ERR_WRONG_MODE. Slices count and mark on one
+ * thread. */
+cb_status cb_collect_slice(cb_heap *heap, size_t budget, int *finished, cb_collection_stats *stats);
 /* Finds what a full collection would find unreachable now and calls
  * found(ctx, obj) for each, without running any callback but traverses:
  * nothing is finalized, cleared or freed, and no collection is recorded.

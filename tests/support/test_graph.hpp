@@ -346,6 +346,12 @@ public:
         return it == live_.end() ? nullptr : it->second;
     }
     int next_tag() { return ++next_id_; }
+    // The id of one live node, chosen by r (any value); live_nodes() > 0.
+    int any_live_id(uint64_t r) const {
+        auto it = live_.begin();
+        std::advance(it, long(r % live_.size()));
+        return it->first;
+    }
 
     // ---- events ----------------------------------------------------------
     void record(Ev kind, int id, intptr_t count) {
@@ -505,7 +511,7 @@ public:
         reports.clear();
         tearing_down = true;
         cb_set_automatic(heap, 0);
-        if (cb_is_collecting(heap)) ADD_FAILURE() << "heap still collecting at teardown";
+        if (cb_is_collecting(heap) && !allow_running_collection) ADD_FAILURE() << "heap still collecting at teardown";
         for (auto &w : weak_) free_weakref(w.get());
         cb_uncollectable_release(heap);
         cb_unfreeze(heap);
@@ -535,6 +541,7 @@ public:
                 ADD_FAILURE() << "heap destroyed with objects still allocated: " << describe(reports[i]);
     }
     bool allow_leak_report = false;
+    bool allow_running_collection = false;   // teardown between incremental slices
 
     // For nodes whose memory the core released without our dealloc (types
     // with dealloc NULL): drop them from the registry as dead.
