@@ -98,6 +98,49 @@ void BM_Threads(benchmark::State &state, Shape shape) {
     heap.destroy(nodes);
 }
 
+// An incremental full collection (cb_collect_slice, `budget` nodes a
+// slice) beside a stop-the-world one on the same heap, alternating: the
+// longest slice but the last, the last, and all slices' time over the
+// stop-the-world collection's (medians over the iterations).
+void BM_Incremental(benchmark::State &state, Shape shape) {
+    size_t n = size_t(state.range(0));
+    size_t budget = size_t(state.range(1));
+    NodeHeap heap;
+    std::vector<Node *> nodes = heap.build(n, shape);
+    cb_collect(heap.heap(), CB_FULL, nullptr);
+    std::vector<double> whole, longest, last, total, slices;
+    for (auto _ : state) {
+        auto start = Clock::now();
+        cb_collect(heap.heap(), CB_FULL, nullptr);
+        whole.push_back(seconds_since(start));
+        double sum = 0, most = 0, one = 0;
+        int count = 0, finished = 0;
+        while (!finished) {
+            start = Clock::now();
+            cb_collect_slice(heap.heap(), budget, &finished, nullptr);
+            one = seconds_since(start);
+            sum += one;
+            ++count;
+            if (!finished) most = std::max(most, one);
+        }
+        longest.push_back(most);
+        last.push_back(one);
+        total.push_back(sum);
+        slices.push_back(count);
+        state.SetIterationTime(whole.back() + sum);
+    }
+    auto median = [](std::vector<double> v) {
+        std::sort(v.begin(), v.end());
+        return v[v.size() / 2];
+    };
+    state.counters["stw_ms"] = median(whole) * 1e3;
+    state.counters["max_slice_ms"] = median(longest) * 1e3;
+    state.counters["last_slice_ms"] = median(last) * 1e3;
+    state.counters["total_ratio"] = median(total) / median(whole);
+    state.counters["slices"] = median(slices);
+    heap.destroy(nodes);
+}
+
 void BM_Garbage(benchmark::State &state, size_t cycle_length) {
     size_t n = size_t(state.range(0));
     NodeHeap heap;
@@ -227,6 +270,12 @@ void register_all() {
             ->UseManualTime()
             ->Unit(benchmark::kMicrosecond);
     register_sized("BM_Cross", BM_Cross);
+    for (int64_t n : {1'000'000, 4'000'000})
+        benchmark::RegisterBenchmark("BM_Incremental/tree", BM_Incremental, Shape::kTree)
+            ->Args({n, 50'000})
+            ->Iterations(n <= 1'000'000 ? 5 : 3)
+            ->UseManualTime()
+            ->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark("BM_Overhead", BM_Overhead)->Arg(1'000'000)->Iterations(1);
 }
 

@@ -197,10 +197,15 @@ private:
     size_t next_culprit_ = 0;
     std::vector<std::pair<Header *, Header *>> legacy_kept_;   // node, culprit
     // Incremental: which walk runs, and where it stands.
-    enum class Walk { kNotStarted, kEnter, kSubtract, kMark, kDone };
+    enum class Walk { kNotStarted, kEnter, kSubtract, kMark, kGather, kDone };
     Walk walk_ = Walk::kNotStarted;
     int walk_generation_ = 0;
     size_t walk_index_ = 0;
+    size_t first_new_ = 0;   // generation 0's size at the start: nodes tracked later come after
+    // Where the nodes the marking left unmarked are (generation, index):
+    // positions, since the program may free any of them before the last
+    // slice, which leaves a hole there.
+    std::vector<std::pair<uint32_t, uint32_t>> unmarked_;
 
     cb_collection_stats stats_{};
     std::chrono::steady_clock::time_point start_, phase_start_;

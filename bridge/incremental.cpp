@@ -26,8 +26,9 @@
 // compacts them away. The work list is empty between slices: each slice
 // drains it.
 //
-// Not yet sliced: the last slice runs the check above, the partition and
-// the teardown (docs/performance.md measures its length). Heaps with a host
+// Not yet sliced: the last slice runs the check above (over the unmarked
+// nodes and the new ones only), the partition (a walk over the whole set)
+// and the teardown (docs/performance.md measures its length). Heaps with a host
 // interface are refused: their host's marking would have to be incremental
 // too.
 #include "collection.hpp"
@@ -86,6 +87,7 @@ bool Collection::slice(size_t budget) {
     if (walk_ == Walk::kNotStarted) {
         begin();
         heap_.keep_positions = true;
+        first_new_ = heap_.generations[kGen0].size();
         walk_ = Walk::kEnter;
     }
     phase_start_ = std::chrono::steady_clock::now();   // the program's time is no phase's
@@ -118,8 +120,16 @@ bool Collection::slice(size_t budget) {
                     scan(h);
                     if (!work_.empty()) drain(0);
                 }))
-                walk_ = Walk::kDone;
+                walk_ = Walk::kGather;
             in_order_ = false;   // between slices, a barrier's mark is scanned at once
+            phase_done(CB_PHASE_MARK);
+            break;
+        case Walk::kGather:
+            if (walk_set(budget, done, [this](Header *h) {
+                    if (!h->has(Header::kMarked))
+                        unmarked_.emplace_back(uint32_t(walk_generation_), uint32_t(walk_index_));
+                }))
+                walk_ = Walk::kDone;
             phase_done(CB_PHASE_MARK);
             break;
         case Walk::kNotStarted:
@@ -150,28 +160,28 @@ bool Collection::slice(size_t budget) {
 // count (handle-managed nodes) is found by scanning them.
 void Collection::scan_new_nodes() {
     visitor_.follow_host = false;
-    for (int g = 0; g <= generation_; ++g) {
-        auto &gen = heap_.generations[g];
-        for (size_t i = 0; i < gen.size() && !failed_; ++i) {
-            Header *h = gen[i];
-            if (!h || h->has(Header::kInCollectedSet)) continue;
-            try {
-                heap_.type_of(h).spec.traverse(object_of(h), visit_mark_any, &visitor_);
-            } catch (...) {
-                traverse_failed(h, "the last slice");
-            }
-            drain(0);
+    auto &gen = heap_.generations[kGen0];   // where cb_track puts them, after the nodes there at the start
+    for (size_t i = first_new_; i < gen.size() && !failed_; ++i) {
+        Header *h = gen[i];
+        if (!h || h->has(Header::kInCollectedSet)) continue;   // entered: the walk was still in generation 0
+        try {
+            heap_.type_of(h).spec.traverse(object_of(h), visit_mark_any, &visitor_);
+        } catch (...) {
+            traverse_failed(h, "the last slice");
         }
+        drain(0);
     }
 }
 
-// Trial deletion again, over the unmarked nodes of the set and with the
-// heap as it is now (see the top of this file).
+// Trial deletion again, over the nodes the marking left unmarked (gathered
+// by position in the slices before) and with the heap as it is now (see
+// the top of this file).
 void Collection::recheck_unmarked() {
     std::vector<Header *> unmarked;
-    for (int g = 0; g <= generation_; ++g)
-        for (Header *h : heap_.generations[g])
-            if (h && h->has(Header::kInCollectedSet) && !h->has(Header::kMarked)) unmarked.push_back(h);
+    for (auto [g, i] : unmarked_) {
+        Header *h = heap_.generations[g][i];
+        if (h && h->has(Header::kInCollectedSet) && !h->has(Header::kMarked)) unmarked.push_back(h);
+    }
     for (Header *h : unmarked) {
         // A forced root stays one: its count was found wrong once already.
         intptr_t external = external_count(h, heap_.count(h));
