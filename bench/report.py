@@ -29,6 +29,7 @@ GARBAGE = ["cycle2", "cycle_long"]
 YOUNG_OLD = [100_000, 1_000_000, 4_000_000]
 PARALLEL_SIZES = [100_000, 1_000_000, 4_000_000]   # 10k is below cb_set_threads' default minimum
 PARALLEL_TARGET = 1.7
+INCREMENTAL_SIZES = [1_000_000, 4_000_000]
 HEADLINE_SHAPE = "tree"
 
 TARGETS = {
@@ -56,14 +57,15 @@ def ours(gbench):
     for b in gbench.get("benchmarks", []):
         parts = b["name"].split("/")
         case = parts[0]
-        if case in ("BM_Full", "BM_Threads", "BM_Garbage"):
+        if case in ("BM_Full", "BM_Threads", "BM_Garbage", "BM_Incremental"):
             variant, n = parts[1], int(parts[2])
         else:
             variant, n = "", int(parts[1])
         for counter in ("ns_per_obj", "ns_per_young_obj", "bytes_per_obj"):
             if counter in b:
                 out[(case, variant, n)] = b[counter]
-        for counter in ("one_thread_ns", "two_threads_ns", "speedup"):
+        for counter in ("one_thread_ns", "two_threads_ns", "speedup", "stw_ms", "max_slice_ms",
+                        "last_slice_ms", "total_ratio", "slices"):
             if counter in b:
                 out[(case + ":" + counter, variant, n)] = b[counter]
     return out
@@ -149,6 +151,11 @@ def build(args):
     metric("overhead_bytes_per_obj", gb.get(("BM_Overhead", "", 1_000_000)), "bytes")
     # Two threads (cb_set_threads) against one, same shape, same run.
     metric("parallel_speedup_1m", gb.get(("BM_Threads:speedup", HEADLINE_SHAPE, 1_000_000)), "ratio")
+    # Incremental full collection at 4M (issue 7): slices, last slice, total.
+    for n in INCREMENTAL_SIZES:
+        for counter, unit in (("max_slice_ms", "ms"), ("last_slice_ms", "ms"), ("total_ratio", "ratio"),
+                              ("stw_ms", "ms"), ("slices", "count")):
+            metric(f"incremental_{counter}_{size_name(n)}", gb.get((f"BM_Incremental:{counter}", "tree", n)), unit)
 
     for who, table in (("", None), ("cpython_", cp), ("pypy_", pp)):
         for shape in SHAPES:
@@ -249,6 +256,19 @@ def tables(record, gb, cp, pp):
             one = gb.get(("BM_Threads:one_thread_ns", shape, n))
             two = gb.get(("BM_Threads:two_threads_ns", shape, n))
             w(f"| {shape} | {n:,} | {fmt(one)} | {fmt(two)} | {fmt(gb.get(('BM_Threads:speedup', shape, n)), 2)} |")
+    w("")
+    w("### Incremental full collection (`cb_collect_slice`, 50,000 nodes a slice)")
+    w("")
+    w("A binary tree; each round a stop-the-world collection, then an incremental one, on the same heap; medians.")
+    w("Targets (issue 7), at 4M: no slice longer than 1 ms, the total at most 1.2 times the stop-the-world time.")
+    w("")
+    w("| n | stop-the-world ms | slices | longest slice but the last, ms | last slice, ms | all slices ÷ stop-the-world |")
+    w("|---|---|---|---|---|---|")
+    for n in INCREMENTAL_SIZES:
+        g = lambda c: gb.get((f"BM_Incremental:{c}", "tree", n))
+        slices = g("slices")
+        w(f"| {n:,} | {fmt(g('stw_ms'))} | {fmt(slices, 0)} | {fmt(g('max_slice_ms'), 2)} | "
+          f"{fmt(g('last_slice_ms'), 2)} | {fmt(g('total_ratio'), 2)} |")
     w("")
     w("### Cross-heap full collection (half host objects, half refcounted nodes)")
     w("")
