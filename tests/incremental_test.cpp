@@ -113,6 +113,48 @@ TEST(Incremental, HeapsWithAHostInterfaceAreRefused) {
     EXPECT_EQ(cb_is_collecting(g.heap), 0);
 }
 
+// A traverse that throws in a slice ends the collection, which frees
+// nothing; one that starts a slice from inside a slice is refused.
+TEST(Incremental, AThrowingTraverseFreesNothingAndReentryIsRefused) {
+    Graph g;
+    Mixed m(g, 200);
+    Node *bad = g.node_by_id(m.garbage[150]);
+    bad->on_traverse = [](Node &, cb_visit_fn, void *) -> int { throw cbt::Boom(); };
+    size_t tracked = 0;
+    for (int gen = 0; gen < CB_GENERATIONS; ++gen) tracked += cb_generation_size(g.heap, gen);
+    cb_status last = CB_OK;
+    int finished = 0, slices = 0;
+    Node *freed_between = g.node_by_id(m.live.back());
+    while (!finished) {
+        last = cb_collect_slice(g.heap, 30, &finished, &g.last);
+        if (++slices == 3) g.unlink(g.node_by_id(m.live[m.live.size() - 2]), freed_between);   // a hole
+    }
+    EXPECT_EQ(last, CB_ERR_CALLBACK_FAILED);
+    EXPECT_EQ(g.take_reports(CB_REPORT_CALLBACK_THREW, bad), 1) << g.report_log();
+    for (int id : m.garbage) EXPECT_TRUE(g.alive(id));
+    EXPECT_EQ(cb_is_collecting(g.heap), 0);
+    size_t after = 0;
+    for (int gen = 0; gen < CB_GENERATIONS; ++gen) after += cb_generation_size(g.heap, gen);
+    EXPECT_EQ(after, tracked - 1) << "the hole is closed, the freed node gone";
+
+    auto reenter = [](Node &n, cb_visit_fn visit, void *arg) {
+        int finished = 0;
+        EXPECT_EQ(cb_collect_slice(n.g->heap, 10, &finished, nullptr), CB_ERR_BUSY);
+        return n.traverse_default(visit, arg);
+    };
+    // Stop-the-world walks take no holes: this one would crash on any left.
+    bad->on_traverse = reenter;
+    ASSERT_EQ(g.full(), CB_OK);
+    for (int id : m.garbage) EXPECT_TRUE(g.dead(id));
+    EXPECT_GE(g.take_reports(CB_REPORT_REENTRANT_COLLECT), 1);
+
+    Mixed more(g, 50);
+    g.node_by_id(more.garbage[0])->on_traverse = reenter;
+    run_slices(g, 20);
+    EXPECT_GE(g.take_reports(CB_REPORT_REENTRANT_COLLECT), 1);
+    for (int id : more.garbage) EXPECT_TRUE(g.dead(id));
+}
+
 // The program takes a reference to a node of a garbage cycle (as through a
 // weakref) after the count: the cycle is reachable again.
 TEST(Incremental, ACountTakenBetweenSlicesKeepsTheCycle) {
