@@ -141,6 +141,65 @@ void BM_Incremental(benchmark::State &state, Shape shape) {
     heap.destroy(nodes);
 }
 
+size_t tracked(cb_heap *heap) {
+    size_t n = 0;
+    for (int g = 0; g < CB_GENERATIONS; ++g) n += cb_generation_size(heap, g);
+    return n;
+}
+
+// A steady workload: a live tree of n nodes, and every tick 1,000 new nodes
+// of garbage in 2-cycles. A full collection starts whenever 100,000 nodes
+// of garbage were made since the last one started: stop-the-world, or
+// incremental with one slice a tick, paced to end within half the ticks
+// until the next start (its work is about four steps per node: enter,
+// subtract, mark, gather). The peak of tracked nodes over 2,000 ticks,
+// incremental over stop-the-world: the garbage made while a collection
+// runs waits for the next.
+void BM_SteadyMemory(benchmark::State &state) {
+    size_t n = size_t(state.range(0));
+    constexpr size_t kPerTick = 1000, kTrigger = 100'000, kTicks = 2000;
+    double ratio = 0, peak_stw = 0, peak_incremental = 0;
+    for (auto _ : state) {
+        size_t peaks[2] = {0, 0};
+        for (int incremental = 0; incremental < 2; ++incremental) {
+            NodeHeap heap;
+            std::vector<Node *> nodes = heap.build(n, Shape::kTree);
+            cb_collect(heap.heap(), CB_FULL, nullptr);
+            size_t since_start = 0, budget = 0;
+            bool running = false;
+            for (size_t tick = 0; tick < kTicks; ++tick) {
+                heap.build_garbage(kPerTick, 2);
+                since_start += kPerTick;
+                if (!running && since_start >= kTrigger) {
+                    since_start = 0;
+                    if (incremental) {
+                        running = true;
+                        budget = 2 * 4 * tracked(heap.heap()) / (kTrigger / kPerTick);
+                    } else {
+                        cb_collect(heap.heap(), CB_FULL, nullptr);
+                    }
+                }
+                if (running) {
+                    int finished = 0;
+                    cb_collect_slice(heap.heap(), budget, &finished, nullptr);
+                    running = !finished;
+                }
+                peaks[incremental] = std::max(peaks[incremental], tracked(heap.heap()));
+            }
+            int finished = 0;
+            while (running && !finished) cb_collect_slice(heap.heap(), 0, &finished, nullptr);
+            cb_collect(heap.heap(), CB_FULL, nullptr);
+            heap.destroy(nodes);
+        }
+        peak_stw = double(peaks[0]);
+        peak_incremental = double(peaks[1]);
+        ratio = peak_incremental / peak_stw;
+    }
+    state.counters["peak_stw_nodes"] = peak_stw;
+    state.counters["peak_incremental_nodes"] = peak_incremental;
+    state.counters["peak_ratio"] = ratio;
+}
+
 void BM_Garbage(benchmark::State &state, size_t cycle_length) {
     size_t n = size_t(state.range(0));
     NodeHeap heap;
@@ -270,6 +329,7 @@ void register_all() {
             ->UseManualTime()
             ->Unit(benchmark::kMicrosecond);
     register_sized("BM_Cross", BM_Cross);
+    benchmark::RegisterBenchmark("BM_SteadyMemory", BM_SteadyMemory)->Arg(1'000'000)->Iterations(1);
     for (int64_t n : {1'000'000, 4'000'000})
         benchmark::RegisterBenchmark("BM_Incremental/tree", BM_Incremental, Shape::kTree)
             ->Args({n, 50'000})

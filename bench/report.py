@@ -65,7 +65,8 @@ def ours(gbench):
             if counter in b:
                 out[(case, variant, n)] = b[counter]
         for counter in ("one_thread_ns", "two_threads_ns", "speedup", "stw_ms", "max_slice_ms",
-                        "last_slice_ms", "total_ratio", "slices"):
+                        "last_slice_ms", "total_ratio", "slices", "peak_ratio", "peak_stw_nodes",
+                        "peak_incremental_nodes"):
             if counter in b:
                 out[(case + ":" + counter, variant, n)] = b[counter]
     return out
@@ -156,6 +157,7 @@ def build(args):
         for counter, unit in (("max_slice_ms", "ms"), ("last_slice_ms", "ms"), ("total_ratio", "ratio"),
                               ("stw_ms", "ms"), ("slices", "count")):
             metric(f"incremental_{counter}_{size_name(n)}", gb.get((f"BM_Incremental:{counter}", "tree", n)), unit)
+    metric("incremental_peak_memory_ratio", gb.get(("BM_SteadyMemory:peak_ratio", "", 1_000_000)), "ratio")
 
     for who, table in (("", None), ("cpython_", cp), ("pypy_", pp)):
         for shape in SHAPES:
@@ -269,6 +271,15 @@ def tables(record, gb, cp, pp):
         slices = g("slices")
         w(f"| {n:,} | {fmt(g('stw_ms'))} | {fmt(slices, 0)} | {fmt(g('max_slice_ms'), 2)} | "
           f"{fmt(g('last_slice_ms'), 2)} | {fmt(g('total_ratio'), 2)} |")
+    w("")
+    stw = gb.get(("BM_SteadyMemory:peak_stw_nodes", "", 1_000_000))
+    inc = gb.get(("BM_SteadyMemory:peak_incremental_nodes", "", 1_000_000))
+    w("Steady workload (`BM_SteadyMemory`: a live tree of 1M nodes, 1,000 nodes of garbage a tick, a collection "
+      "whenever 100,000 were made; target: peak at most 1.1 times stop-the-world's):")
+    w("")
+    w("| peak tracked nodes, stop-the-world | incremental | ratio |")
+    w("|---|---|---|")
+    w(f"| {fmt(stw, 0)} | {fmt(inc, 0)} | {fmt(ratio(inc, stw), 3)} |")
     w("")
     w("### Cross-heap full collection (half host objects, half refcounted nodes)")
     w("")
