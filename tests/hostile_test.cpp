@@ -563,13 +563,9 @@ TEST(Hostile, FinalizerAllocatesNodesWithoutNestedCollection) {
     std::vector<int> made;
     a->on_finalize = [&](Node &) {
         for (int i = 0; i < 25; ++i) {
-            Node *x = g.rc(), *y = g.rc();
-            g.link(x, y);
-            g.link(y, x);
-            made.push_back(x->id);
-            made.push_back(y->id);
-            g.drop(x);
-            g.drop(y);
+            auto [x, y] = g.garbage_pair();
+            made.push_back(x);
+            made.push_back(y);
         }
         kept = g.rc();
     };

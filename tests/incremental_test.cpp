@@ -38,13 +38,9 @@ struct Mixed {
     Node *head = nullptr;
     Mixed(Graph &g, int n) {
         for (int i = 0; i < n; ++i) {
-            Node *a = g.rc(), *b = g.rc();
-            g.link(a, b);
-            g.link(b, a);
-            garbage.push_back(a->id);
-            garbage.push_back(b->id);
-            g.drop(a);
-            g.drop(b);
+            auto [a, b] = g.garbage_pair();
+            garbage.push_back(a);
+            garbage.push_back(b);
         }
         Node *prev = nullptr;
         for (int i = 0; i < n; ++i) {

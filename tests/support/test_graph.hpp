@@ -332,6 +332,17 @@ public:
     }
     // a -> host object (visited with cb_visit_host).
     void link_host(Node *a, cb_host_ref h) { a->hosts.push_back(h); }
+    // Two refcounted nodes referring to each other, which the test lets go
+    // of at once: a garbage 2-cycle. Returns their ids.
+    std::pair<int, int> garbage_pair() {
+        Node *a = rc(), *b = rc();
+        link(a, b);
+        link(b, a);
+        std::pair<int, int> ids{a->id, b->id};
+        drop(a);
+        drop(b);
+        return ids;
+    }
     // The test drops its reference (or closes its handle).
     void drop(Node *n) { expect_ok(cb_decref(heap, n), "drop"); }
     void incref(Node *n) { expect_ok(cb_incref(heap, n), "incref"); }
