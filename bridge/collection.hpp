@@ -64,6 +64,7 @@ inline bool walk_reaches(Header *h, uint64_t &roots) {
 // wrong).
 Header *counted_target(cb_heap &heap, void *target);
 int visit_subtract(void *target, void *arg);   // counted_target, then subtract_one
+int visit_mark(void *target, void *arg);       // marks the target if it is a node
 void report_refs_exceed_count(cb_heap &heap, Header *h);
 // One reference to h found: gc_refs loses one. At zero, more references
 // were visited than the count holds: h is reported once (forced(h) says

@@ -48,13 +48,6 @@ int visit_subtract_unmarked(void *target, void *arg) {
     return 0;
 }
 
-int visit_mark_any(void *target, void *arg) {
-    auto *visitor = static_cast<cb_host_visitor *>(arg);
-    if (Header *h = visitor->collection->heap().visited_header(target, /*report=*/false))
-        visitor->collection->mark_node(h);
-    return 0;
-}
-
 }  // namespace
 
 // Calls step(h) for the set's nodes from the walk's position on, until the
@@ -165,7 +158,7 @@ void Collection::scan_new_nodes() {
         Header *h = gen[i];
         if (!h || h->has(Header::kInCollectedSet)) continue;   // entered: the walk was still in generation 0
         try {
-            heap_.type_of(h).spec.traverse(object_of(h), visit_mark_any, &visitor_);
+            heap_.type_of(h).spec.traverse(object_of(h), visit_mark, &visitor_);
         } catch (...) {
             traverse_failed(h, "the last slice");
         }

@@ -15,19 +15,19 @@ namespace {
 
 int visit_nothing(void *, void *) { return 0; }
 
-int visit_mark(void *target, void *arg) {
-    auto *visitor = static_cast<cb_host_visitor *>(arg);
-    Header *h = visitor->collection->heap().visited_header(target, /*report=*/false);
-    if (h) visitor->collection->mark_node(h);
-    return 0;
-}
-
 bool valid(const void *visitor) {
     return visitor && static_cast<const cb_host_visitor *>(visitor)->magic == cb_host_visitor::kMagic &&
            static_cast<const cb_host_visitor *>(visitor)->collection;
 }
 
 }  // namespace
+
+int visit_mark(void *target, void *arg) {
+    auto *visitor = static_cast<cb_host_visitor *>(arg);
+    Header *h = visitor->collection->heap().visited_header(target, /*report=*/false);
+    if (h) visitor->collection->mark_node(h);
+    return 0;
+}
 
 void Collection::mark_node(Header *h) {
     if (!h->has(Header::kInCollectedSet) || h->has(Header::kMarked)) return;
