@@ -197,6 +197,7 @@ private:
     std::vector<Header *> culprits_;
     size_t next_culprit_ = 0;
     std::vector<std::pair<Header *, Header *>> legacy_kept_;   // node, culprit
+    std::vector<uintptr_t> parallel_cuts_;   // where the workers' parts of memory meet (parallel.cpp)
     // Incremental: which walk runs, and where it stands.
     enum class Walk { kNotStarted, kEnter, kSubtract, kMark, kGather, kDone };
     Walk walk_ = Walk::kNotStarted;

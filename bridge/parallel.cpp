@@ -47,19 +47,21 @@ namespace {
 // set's addresses.
 struct Owners {
     int generations;
-    std::vector<uintptr_t> cuts;   // worker i owns headers in [cuts[i-1], cuts[i])
+    const std::vector<uintptr_t> &cuts;   // worker i owns headers in [cuts[i-1], cuts[i])
 
-    Owners(cb_heap &heap, int generation, unsigned workers) : generations(generation + 1) {
-        std::vector<uintptr_t> sample;
+    // Once per collection: the count and the marking share them.
+    static std::vector<uintptr_t> cut(cb_heap &heap, int generation, unsigned workers) {
+        std::vector<uintptr_t> sample, cuts;
         size_t total = 0;
-        for (int g = 0; g < generations; ++g) total += heap.generations[g].size();
+        for (int g = 0; g <= generation; ++g) total += heap.generations[g].size();
         size_t step = std::max<size_t>(1, total / 4096);
-        for (int g = 0; g < generations; ++g) {
+        for (int g = 0; g <= generation; ++g) {
             auto &gen = heap.generations[g];
             for (size_t i = 0; i < gen.size(); i += step) sample.push_back(uintptr_t(gen[i]));
         }
         std::sort(sample.begin(), sample.end());
         for (unsigned i = 1; i < workers; ++i) cuts.push_back(sample.empty() ? 0 : sample[sample.size() * i / workers]);
+        return cuts;
     }
     unsigned of(const Header *h) const {
         return unsigned(std::upper_bound(cuts.begin(), cuts.end(), uintptr_t(h)) - cuts.begin());
@@ -97,8 +99,8 @@ struct alignas(64) Worker : cb_host_visitor {
 };
 
 struct Shared {
-    Shared(cb_heap &h, Collection &c, int generation, WorkerPool &p)
-        : heap(h), owners(h, generation, p.size()), barrier(p.size()) {
+    Shared(cb_heap &h, Collection &c, int generation, const std::vector<uintptr_t> &cuts, WorkerPool &p)
+        : heap(h), owners{generation + 1, cuts}, barrier(p.size()) {
         workers.reserve(p.size());
         for (unsigned i = 0; i < p.size(); ++i) {
             WorkerBuffers &buffers = p.buffers[i];
@@ -239,7 +241,8 @@ bool Collection::parallel_ok(size_t set_size) const {
 }
 
 void Collection::parallel_count() {
-    Shared shared(heap_, *this, generation_, *heap_.workers);
+    parallel_cuts_ = Owners::cut(heap_, generation_, heap_.workers->size());
+    Shared shared(heap_, *this, generation_, parallel_cuts_, *heap_.workers);
     run_workers(heap_, shared, [&](Worker &w) { count_own_nodes(w, [this](Header *h) { enter_set(h); }); });
     for (Worker &w : shared.workers)
         if (w.failed_at) {
@@ -249,7 +252,8 @@ void Collection::parallel_count() {
 }
 
 void Collection::parallel_mark() {
-    Shared shared(heap_, *this, generation_, *heap_.workers);
+    if (parallel_cuts_.empty()) parallel_cuts_ = Owners::cut(heap_, generation_, heap_.workers->size());
+    Shared shared(heap_, *this, generation_, parallel_cuts_, *heap_.workers);
     run_workers(heap_, shared, [](Worker &w) { mark_own_nodes(w); });
     for (Worker &w : shared.workers) {
         stats_.roots += w.roots;
