@@ -67,16 +67,19 @@ int visit_subtract(void *target, void *arg);   // counted_target, then subtract_
 int visit_mark(void *target, void *arg);       // marks the target if it is a node
 void report_refs_exceed_count(cb_heap &heap, Header *h);
 // One reference to h found: gc_refs loses one. At zero, more references
-// were visited than the count holds: h is reported once (forced(h) says
-// whether it was) and kept alive (force(h)).
-template <class Forced, class Force>
-void subtract_one(cb_heap &heap, Header *h, Forced forced, Force force) {
+// were visited than the count holds: h is reported once and kept alive
+// (a forced root).
+inline void subtract_one(cb_heap &heap, Header *h) {
     if (h->gc_refs == 0) {
-        if (!forced(h)) report_refs_exceed_count(heap, h);
-        force(h);
+        if (!h->has(Header::kForcedRoot)) report_refs_exceed_count(heap, h);
+        h->set(Header::kForcedRoot);
         return;
     }
     if (h->gc_refs != kCountSaturated) --h->gc_refs;
+}
+// A count as gc_refs: capped below the parallel mark's states.
+inline uint32_t saturate(intptr_t v) {
+    return v >= intptr_t(kCountSaturated) ? kCountSaturated : static_cast<uint32_t>(v);
 }
 
 class Collection {

@@ -43,8 +43,7 @@ int visit_subtract_unmarked(void *target, void *arg) {
     cb_heap &heap = visitor->collection->heap();
     Header *h = counted_target(heap, target);
     if (h && !h->has(Header::kMarked))
-        subtract_one(heap, h, [](Header *n) { return n->has(Header::kForcedRoot); },
-                     [](Header *n) { n->set(Header::kForcedRoot); });
+        subtract_one(heap, h);
     return 0;
 }
 
@@ -182,7 +181,7 @@ void Collection::recheck_unmarked() {
             h->set(Header::kForcedRoot);
             external = 0;
         }
-        h->gc_refs = external >= intptr_t(kCountSaturated) ? kCountSaturated : uint32_t(external);
+        h->gc_refs = saturate(external);
     }
     visitor_.follow_host = false;
     for (Header *h : unmarked) {

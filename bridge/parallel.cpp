@@ -141,15 +141,10 @@ void read_sent(Worker &w, Act act) {
 
 // ---- count --------------------------------------------------------------
 
-void subtract_own(Worker &w, Header *h) {
-    subtract_one(
-        w.shared->heap, h, [](Header *n) { return n->has(Header::kForcedRoot); },
-        [](Header *n) { n->set(Header::kForcedRoot); });
-}
 
 // A visited pointer of this worker's: subtracted if it is a counted node.
 void subtract_visited(Worker &w, void *target) {
-    if (Header *h = counted_target(w.shared->heap, target)) subtract_own(w, h);
+    if (Header *h = counted_target(w.shared->heap, target)) subtract_one(w.shared->heap, h);
 }
 
 // A visit: a pointer of this worker's is acted on at once, another's goes

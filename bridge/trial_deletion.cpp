@@ -15,20 +15,11 @@
 
 namespace cb {
 
-namespace {
-
-uint32_t saturate(intptr_t v) {
-    return v >= intptr_t(kCountSaturated) ? kCountSaturated : static_cast<uint32_t>(v);
-}
-
-}  // namespace
-
 int visit_subtract(void *target, void *arg) {
     auto *visitor = static_cast<cb_host_visitor *>(arg);
     cb_heap &heap = visitor->collection->heap();
     if (Header *h = counted_target(heap, target))
-        subtract_one(heap, h, [](Header *h) { return h->has(Header::kForcedRoot); },
-                     [](Header *h) { h->set(Header::kForcedRoot); });
+        subtract_one(heap, h);
     return 0;
 }
 
