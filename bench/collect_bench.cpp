@@ -152,13 +152,14 @@ size_t tracked(cb_heap *heap) {
 // of garbage were made since the last one started: stop-the-world, or
 // incremental with one slice a tick, paced to end within half the ticks
 // until the next start (its work is about four steps per node: enter,
-// subtract, mark, gather). The peak of tracked nodes over 2,000 ticks,
+// subtract, mark, settle). The peak of tracked nodes over 2,000 ticks,
 // incremental over stop-the-world: the garbage made while a collection
-// runs waits for the next.
+// runs waits for the next. Also the longest slice, and the longest last
+// slice, which checks and tears down the collection's garbage.
 void BM_SteadyMemory(benchmark::State &state) {
     size_t n = size_t(state.range(0));
     constexpr size_t kPerTick = 1000, kTrigger = 100'000, kTicks = 2000;
-    double ratio = 0, peak_stw = 0, peak_incremental = 0;
+    double ratio = 0, peak_stw = 0, peak_incremental = 0, longest = 0, longest_last = 0;
     for (auto _ : state) {
         size_t peaks[2] = {0, 0};
         for (int incremental = 0; incremental < 2; ++incremental) {
@@ -181,7 +182,10 @@ void BM_SteadyMemory(benchmark::State &state) {
                 }
                 if (running) {
                     int finished = 0;
+                    auto start = Clock::now();
                     cb_collect_slice(heap.heap(), budget, &finished, nullptr);
+                    double took = seconds_since(start);
+                    (finished ? longest_last : longest) = std::max(finished ? longest_last : longest, took);
                     running = !finished;
                 }
                 peaks[incremental] = std::max(peaks[incremental], tracked(heap.heap()));
@@ -198,6 +202,8 @@ void BM_SteadyMemory(benchmark::State &state) {
     state.counters["peak_stw_nodes"] = peak_stw;
     state.counters["peak_incremental_nodes"] = peak_incremental;
     state.counters["peak_ratio"] = ratio;
+    state.counters["max_slice_ms"] = longest * 1e3;
+    state.counters["max_last_slice_ms"] = longest_last * 1e3;
 }
 
 void BM_Garbage(benchmark::State &state, size_t cycle_length) {

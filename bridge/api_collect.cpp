@@ -111,7 +111,7 @@ cb_status cb_unfreeze(cb_heap *heap) {
     return CB_OK;
 }
 
-size_t cb_frozen_count(const cb_heap *heap) { return heap ? heap->generations[cb::kPermanent].size() : 0; }
+size_t cb_frozen_count(const cb_heap *heap) { return heap ? heap->generation_size(cb::kPermanent) : 0; }
 
 cb_status cb_add_collection_callback(cb_heap *heap, cb_collection_callback fn, void *ctx) {
     if (!heap) return CB_ERR_NULL_ARGUMENT;

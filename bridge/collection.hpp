@@ -82,6 +82,10 @@ inline uint32_t saturate(intptr_t v) {
     return v >= intptr_t(kCountSaturated) ? kCountSaturated : static_cast<uint32_t>(v);
 }
 
+// What a node of the set that survives no longer needs once it is known to.
+constexpr uint32_t kSettledFlags =
+    Header::kMarked | Header::kInCollectedSet | Header::kForcedRoot | Header::kCondemned;
+
 class Collection {
 public:
     // Sets smaller than this are counted and marked on one thread unless
@@ -139,7 +143,7 @@ private:
     // marking.cpp
     void scan(Header *h);
     void mark_set_in_order();
-    bool drain(size_t budget);
+    bool drain(size_t budget, size_t *scanned = nullptr);
     void mark_roots_outside_set();
     void find_legacy_culprits();
     // parallel.cpp: the count and the first marking on the heap's workers,
@@ -150,6 +154,7 @@ private:
     bool mark_next_culprit();
     // teardown.cpp
     void partition();
+    void partition_settled();
     void legacy_finish();
     void clear_weakrefs_held_by_garbage();
     template <class Then>
@@ -165,7 +170,10 @@ private:
     bool abandon_teardown();   // ends the collection; returns true (finished)
     // incremental.cpp
     template <class Step>
-    bool walk_set(size_t budget, size_t &done, Step step);
+    bool walk_set(int last_generation, size_t budget, size_t &done, Step step);
+    bool drain_within(size_t budget, size_t &done);
+    void park_work();
+    void unpark_work();
     void recheck_unmarked();
     void scan_new_nodes();
     // collection.cpp
@@ -202,15 +210,19 @@ private:
     std::vector<std::pair<Header *, Header *>> legacy_kept_;   // node, culprit
     std::vector<uintptr_t> parallel_cuts_;   // where the workers' parts of memory meet (parallel.cpp)
     // Incremental: which walk runs, and where it stands.
-    enum class Walk { kNotStarted, kEnter, kSubtract, kMark, kGather, kDone };
+    enum class Walk { kNotStarted, kEnter, kSubtract, kRoots, kMark, kSettle, kDone };
     Walk walk_ = Walk::kNotStarted;
     int walk_generation_ = 0;
     size_t walk_index_ = 0;
-    size_t first_new_ = 0;   // generation 0's size at the start: nodes tracked later come after
+    // Generation 0's first node not yet scanned as new: nodes tracked during
+    // the collection come after those there at its start.
+    size_t next_new_ = 0;
     // Where the nodes the marking left unmarked are (generation, index):
     // positions, since the program may free any of them before the last
     // slice, which leaves a hole there.
     std::vector<std::pair<uint32_t, uint32_t>> unmarked_;
+    // The work list between slices, by position for the same reason.
+    std::vector<std::pair<uint32_t, uint32_t>> parked_;
 
     cb_collection_stats stats_{};
     std::chrono::steady_clock::time_point start_, phase_start_;

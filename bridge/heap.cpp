@@ -141,9 +141,9 @@ void cb_heap::remove(Header *h) {
     if (p == cb::kGarbage) {
         // The garbage list is walked by index while callbacks run: leave a hole.
         garbage[h->index] = nullptr;
-    } else if (keep_positions && p < cb::kPermanent) {
+    } else if (keep_positions && p <= cb::kPermanent) {
         generations[p][h->index] = nullptr;
-        holes[p]++;
+        holes[p].push_back(h->index);
     } else if (p <= cb::kPermanent) {
         auto &arr = generations[p];
         Header *last = arr.back();
@@ -155,16 +155,19 @@ void cb_heap::remove(Header *h) {
 }
 
 void cb_heap::close_holes() {
-    for (int g = 0; g < CB_GENERATIONS; ++g) {
+    for (int g = 0; g < int(holes.size()); ++g) {
         auto &gen = generations[g];
-        size_t kept = 0;
-        for (Header *h : gen) {
-            if (!h) continue;
-            h->index = static_cast<uint32_t>(kept);
-            gen[kept++] = h;
+        // Each hole is either at the end by its turn (dropped) or filled
+        // with the last node; the order of the holes does not matter.
+        for (uint32_t position : holes[g]) {
+            while (!gen.empty() && !gen.back()) gen.pop_back();
+            if (position >= gen.size()) continue;
+            Header *last = gen.back();
+            gen[position] = last;
+            last->index = position;
+            gen.pop_back();
         }
-        gen.resize(kept);
-        holes[g] = 0;
+        holes[g].clear();
     }
     keep_positions = false;
 }

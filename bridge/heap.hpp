@@ -81,13 +81,15 @@ struct cb_heap {
     void append(cb::Header *h, cb::Place p);
     void remove(cb::Header *h);   // from its array; place becomes untracked
     // While an incremental collection walks the generations between the
-    // program's turns, a removal from generations 0..2 leaves a hole
-    // (nullptr) instead of moving the last node into the gap; every walk
-    // of those arrays skips holes. close_holes compacts them again.
+    // program's turns, a removal from a generation (the permanent one too)
+    // leaves a hole (nullptr) instead of moving the last node into the gap;
+    // every walk of those arrays skips holes. `holes` keeps their
+    // positions, so close_holes fills them from the arrays' ends in time
+    // proportional to their number, not to the arrays'.
     bool keep_positions = false;
-    std::array<size_t, CB_GENERATIONS> holes{};
+    std::array<std::vector<uint32_t>, 4> holes;
     void close_holes();
-    size_t generation_size(int g) const { return generations[g].size() - (g < CB_GENERATIONS ? holes[g] : 0); }
+    size_t generation_size(int g) const { return generations[g].size() - holes[g].size(); }
     void move(cb::Header *h, cb::Place p) { remove(h); append(h, p); }
 
     // ---- counts -----------------------------------------------------------

@@ -17,20 +17,25 @@
 // happened before: it is garbage. Write barriers (required for edges the
 // counts do not show, into handle-managed nodes) mark their targets at once,
 // with what those reach; nodes the program made during the collection are
-// not in the set, and are scanned in the last slice for the same uncounted
-// edges. The price is precision, not safety: a node that became garbage
-// while the collection ran waits for the next one.
+// not in the set, and are scanned in the first slice after they were made
+// for the same uncounted edges. The price is precision, not safety: a node
+// that became garbage while the collection ran waits for the next one.
+//
+// The walks, each in slices: enter the set, subtract (the count), the
+// frozen nodes as roots, the in-order marking, and settle: marks only
+// grow, so a marked node survives and leaves the set there and then; an
+// unmarked one is remembered by position. The last slice then costs what
+// the unmarked nodes cost (the check, the partition of Collection::
+// partition_settled, the teardown), not what the heap does.
 //
 // Between slices, removals from the generations leave holes (cb_heap::
-// keep_positions), so the walks' positions stay valid; the partition
-// compacts them away. The work list is empty between slices: each slice
-// drains it.
+// keep_positions), so positions stay valid; the partition fills them from
+// the arrays' ends. The marking's work list waits between slices by
+// position too (park_work). A slice counts a node entered, traversed,
+// walked past or scanned as one unit of its budget.
 //
-// Not yet sliced: the last slice runs the check above (over the unmarked
-// nodes and the new ones only), the partition (a walk over the whole set)
-// and the teardown (docs/performance.md measures its length). Heaps with a host
-// interface are refused: their host's marking would have to be incremental
-// too.
+// Heaps with a host interface are refused: their host's marking would have
+// to be incremental too.
 #include "collection.hpp"
 #include "heap.hpp"
 
@@ -49,17 +54,20 @@ int visit_subtract_unmarked(void *target, void *arg) {
 
 }  // namespace
 
-// Calls step(h) for the set's nodes from the walk's position on, until the
-// generations end (true) or `budget` nodes were stepped (false). Holes and
-// nodes made during the collection are passed over.
+// Calls step(h) for the nodes from the walk's position on, up to the end of
+// last_generation, until they end (true) or `budget` nodes were stepped
+// (false). Holes are passed over, and so are nodes outside the set except
+// in the walks that take every node (kEnter, and kRoots over the permanent
+// generation).
 template <class Step>
-bool Collection::walk_set(size_t budget, size_t &done, Step step) {
-    for (; walk_generation_ <= generation_; ++walk_generation_, walk_index_ = 0) {
+bool Collection::walk_set(int last_generation, size_t budget, size_t &done, Step step) {
+    const bool every_node = walk_ == Walk::kEnter || walk_ == Walk::kRoots;
+    for (; walk_generation_ <= last_generation; ++walk_generation_, walk_index_ = 0) {
         auto &gen = heap_.generations[walk_generation_];
         for (; walk_index_ < gen.size(); ++walk_index_) {
             if (budget && done >= budget) return false;
             Header *h = gen[walk_index_];
-            if (!h || (walk_ != Walk::kEnter && !h->has(Header::kInCollectedSet))) continue;
+            if (!h || (!every_node && !h->has(Header::kInCollectedSet))) continue;
             step(h);
             ++done;
             if (failed_) return true;
@@ -79,47 +87,67 @@ bool Collection::slice(size_t budget) {
     if (walk_ == Walk::kNotStarted) {
         begin();
         heap_.keep_positions = true;
-        first_new_ = heap_.generations[kGen0].size();
+        next_new_ = heap_.generations[kGen0].size();
         walk_ = Walk::kEnter;
     }
     phase_start_ = std::chrono::steady_clock::now();   // the program's time is no phase's
     visitor_.follow_host = false;
+    unpark_work();
+    // Marks mean something once the count is done (entering the set clears them).
+    if (walk_ > Walk::kSubtract) scan_new_nodes();
     size_t done = 0;
     while (!failed_ && walk_ != Walk::kDone && (!budget || done < budget)) {
+        // What the marking reached is scanned before the walks go on, so a
+        // walk ends only with the work list empty.
+        if (!drain_within(budget, done)) break;
         switch (walk_) {
         case Walk::kEnter:
-            if (walk_set(budget, done, [this](Header *h) {
+            if (walk_set(generation_, budget, done, [this](Header *h) {
                     enter_set(h);
                     stats_.examined++;
                 }))
                 walk_ = Walk::kSubtract;
             break;
         case Walk::kSubtract:
-            if (walk_set(budget, done, [this](Header *h) {
+            if (walk_set(generation_, budget, done, [this](Header *h) {
                     try {
                         heap_.type_of(h).spec.traverse(object_of(h), visit_subtract, &visitor_);
                     } catch (...) {
                         traverse_failed(h, "trial deletion");
                     }
-                }))
-                walk_ = Walk::kMark;
+                })) {
+                walk_ = Walk::kRoots;
+                walk_generation_ = kPermanent;
+            }
             phase_done(CB_PHASE_COUNT);
+            break;
+        case Walk::kRoots:
+            // The frozen nodes are roots, scanned for edges into the set that
+            // no count shows; before the marking walk, so what they reach is
+            // only flagged for it.
+            in_order_ = true;
+            if (walk_set(kPermanent, budget, done, [this](Header *h) { scan(h); })) walk_ = Walk::kMark;
+            in_order_ = false;
+            phase_done(CB_PHASE_MARK);
             break;
         case Walk::kMark:
             in_order_ = true;
-            if (walk_set(budget, done, [this](Header *h) {
+            if (walk_set(generation_, budget, done, [this, budget, &done](Header *h) {
                     if (!walk_reaches(h, stats_.roots)) return;
                     scan(h);
-                    if (!work_.empty()) drain(0);
+                    drain_within(budget, done);
                 }))
-                walk_ = Walk::kGather;
+                walk_ = Walk::kSettle;
             in_order_ = false;   // between slices, a barrier's mark is scanned at once
             phase_done(CB_PHASE_MARK);
             break;
-        case Walk::kGather:
-            if (walk_set(budget, done, [this](Header *h) {
-                    if (!h->has(Header::kMarked))
-                        unmarked_.emplace_back(uint32_t(walk_generation_), uint32_t(walk_index_));
+        case Walk::kSettle:
+            // Marks only grow: a marked node survives, and leaves the set
+            // now. The unmarked ones are remembered by position for the
+            // last slice's check (a hole there by then: freed meanwhile).
+            if (walk_set(generation_, budget, done, [this](Header *h) {
+                    if (h->has(Header::kMarked)) h->clear(kSettledFlags);
+                    else unmarked_.emplace_back(uint32_t(walk_generation_), uint32_t(walk_index_));
                 }))
                 walk_ = Walk::kDone;
             phase_done(CB_PHASE_MARK);
@@ -134,34 +162,58 @@ bool Collection::slice(size_t budget) {
         abort_before_teardown();
         return true;
     }
-    if (walk_ != Walk::kDone) return false;
-
-    // The last slice: the check, then what every full collection does.
-    scan_new_nodes();
-    if (!failed_) recheck_unmarked();
-    if (!failed_) {
-        mark_roots_outside_set();
-        drain(0);
+    if (walk_ != Walk::kDone) {
+        park_work();
+        return false;
     }
+
+    // The last slice: the check, then the teardown every full collection
+    // runs, its partition limited to the unmarked nodes (partition_settled).
+    drain(0);
+    recheck_unmarked();
+    drain(0);
     phase_done(CB_PHASE_MARK);
     advance();
     return true;
 }
 
+// Drains within what is left of the slice's budget (counting what it
+// scans); true when the work list is empty.
+bool Collection::drain_within(size_t budget, size_t &done) {
+    if (work_.empty()) return true;
+    if (!budget) return drain(0, &done);
+    return done < budget && drain(budget - done, &done);
+}
+
+// Between slices the program may free a node the work list holds: it waits
+// there by position, where a freed node leaves a hole.
+void Collection::park_work() {
+    for (Header *h : work_) parked_.emplace_back(uint32_t(h->place()), h->index);
+    work_.clear();
+}
+
+void Collection::unpark_work() {
+    for (auto [g, i] : parked_) {
+        Header *h = heap_.generations[g][i];
+        if (h && h->has(Header::kInCollectedSet) && h->has(Header::kMarked)) work_.push_back(h);
+    }
+    parked_.clear();
+}
+
 // Nodes made during the collection are live; what they refer to without a
-// count (handle-managed nodes) is found by scanning them.
+// count (handle-managed nodes) is found by scanning them, each once, in the
+// first slice after it was made (edges stored later need their barrier, as
+// for every other node).
 void Collection::scan_new_nodes() {
-    visitor_.follow_host = false;
     auto &gen = heap_.generations[kGen0];   // where cb_track puts them, after the nodes there at the start
-    for (size_t i = first_new_; i < gen.size() && !failed_; ++i) {
-        Header *h = gen[i];
+    for (; next_new_ < gen.size() && !failed_; ++next_new_) {
+        Header *h = gen[next_new_];
         if (!h || h->has(Header::kInCollectedSet)) continue;   // entered: the walk was still in generation 0
         try {
             heap_.type_of(h).spec.traverse(object_of(h), visit_mark, &visitor_);
         } catch (...) {
-            traverse_failed(h, "the last slice");
+            traverse_failed(h, "scanning a node made during the collection");
         }
-        drain(0);
     }
 }
 

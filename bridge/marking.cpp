@@ -91,8 +91,9 @@ void Collection::mark_set_in_order() {
 }
 
 // Drains the node work list (and, when the bridge drives, the host one).
-// Returns true when nothing is left; budget 0 means no limit.
-bool Collection::drain(size_t budget) {
+// Returns true when nothing is left; budget 0 means no limit. `scanned`
+// counts the nodes scanned.
+bool Collection::drain(size_t budget, size_t *scanned) {
     visitor_.follow_host = drive_ != Drive::kNone;
     size_t done = 0;
     for (;;) {
@@ -102,6 +103,7 @@ bool Collection::drain(size_t budget) {
             work_.pop_back();
             scan(h);
             ++done;
+            if (scanned) ++*scanned;
         }
         if (host_work_.empty()) return true;
         cb_host_ref ref = host_work_.back();
@@ -169,11 +171,17 @@ void Collection::find_legacy_culprits() {
     in_legacy_ = true;
     // Most heaps have no such type: then no node needs a look.
     if (!heap_.some_type_has(&cb_type_spec::legacy_finalize)) return;
+    auto consider = [&](Header *h) {
+        if (h && h->has(Header::kInCollectedSet) && !h->has(Header::kMarked) &&
+            heap_.type_of(h).spec.legacy_finalize)
+            culprits_.push_back(h);
+    };
+    if (walk_ == Walk::kDone) {   // incremental: the unmarked nodes are known by position
+        for (auto [g, i] : unmarked_) consider(heap_.generations[g][i]);
+        return;
+    }
     for (int g = 0; g <= generation_; ++g)
-        for (Header *h : heap_.generations[g])
-            if (h && h->has(Header::kInCollectedSet) && !h->has(Header::kMarked) &&
-                heap_.type_of(h).spec.legacy_finalize)
-                culprits_.push_back(h);
+        for (Header *h : heap_.generations[g]) consider(h);
 }
 
 // Marks from the next culprit; false when there is none left.

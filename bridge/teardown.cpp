@@ -30,6 +30,10 @@ namespace cb {
 void Collection::partition() {
     in_legacy_ = false;
     heap_.garbage.clear();
+    if (walk_ == Walk::kDone) {
+        partition_settled();
+        return;
+    }
     auto &dest = heap_.generations[dest_];
     const bool dest_in_set = int(dest_) <= generation_;
     size_t before = dest_in_set ? 0 : dest.size();
@@ -43,7 +47,7 @@ void Collection::partition() {
         heap_.garbage.push_back(h);
     };
     auto settle = [&](Header *h, size_t index) {
-        h->clear(Header::kMarked | Header::kInCollectedSet | Header::kForcedRoot | Header::kCondemned);
+        h->clear(kSettledFlags);
         h->set_place(dest_);
         h->index = static_cast<uint32_t>(index);
     };
@@ -80,10 +84,43 @@ void Collection::partition() {
         }
         heap_.generations[g].clear();
     }
-    // Compacted: removals move the last node into the gap again.
-    heap_.holes = {};
-    heap_.keep_positions = false;
+    heap_.close_holes();   // none left in the set's generations; removals fill gaps again
     if (dest_ == kGen2 && !full()) heap_.long_lived_pending += dest.size() - before;
+    stats_.garbage = heap_.garbage.size() + legacy_kept_.size();
+    partitioned_ = true;
+}
+
+// The partition after an incremental collection's slices, in time
+// proportional to what changed rather than to the heap: the slices already
+// settled the nodes marked then (incremental.cpp), so only the nodes left
+// unmarked, at the positions gathered, are looked at again; the garbage
+// among them leaves holes, filled from the arrays' ends. The younger
+// generations join the oldest, as in partition.
+void Collection::partition_settled() {
+    auto &dest = heap_.generations[kGen2];
+    for (auto [g, i] : unmarked_) {
+        Header *h = heap_.generations[g][i];
+        if (!h || !h->has(Header::kInCollectedSet)) continue;
+        if (h->has(Header::kMarked)) {   // by the last slice's check, or a barrier
+            h->clear(kSettledFlags);
+            continue;
+        }
+        heap_.generations[g][i] = nullptr;
+        heap_.holes[g].push_back(i);
+        h->set_place(kGarbage);
+        h->index = static_cast<uint32_t>(heap_.garbage.size());
+        heap_.garbage.push_back(h);
+    }
+    heap_.close_holes();
+    for (Place g : {kGen0, kGen1}) {
+        for (Header *h : heap_.generations[g]) {
+            h->clear(kSettledFlags);
+            h->set_place(kGen2);
+            h->index = static_cast<uint32_t>(dest.size());
+            dest.push_back(h);
+        }
+        heap_.generations[g].clear();
+    }
     stats_.garbage = heap_.garbage.size() + legacy_kept_.size();
     partitioned_ = true;
 }

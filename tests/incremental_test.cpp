@@ -284,6 +284,105 @@ TEST(Incremental, NodesFreedBetweenSlices) {
     EXPECT_EQ(cb_generation_size(g.heap, 2), 1u);
 }
 
+// A chain whose every edge points to the node made before, held by its
+// last node: the marking walk passes them all unmarked, and the root's scan
+// then reaches them one by one behind the walk.
+std::vector<Node *> backward_chain(Graph &g, int n) {
+    std::vector<Node *> chain;
+    for (int i = 0; i < n; ++i) {
+        Node *node = g.rc();
+        if (i > 0) {
+            g.link(node, chain.back());
+            g.drop(chain.back());
+        }
+        chain.push_back(node);
+    }
+    return chain;   // the test holds chain.back()
+}
+
+int traversals(const std::vector<Node *> &nodes) {
+    int sum = 0;
+    for (Node *n : nodes) sum += n->traverse_calls;
+    return sum;
+}
+
+// The marking from a root scans what it reaches within the slice's budget
+// and goes on in the next slice, rather than to the end at once.
+TEST(Incremental, MarkingBehindTheWalkStaysWithinTheBudget) {
+    Graph g;
+    std::vector<Node *> chain = backward_chain(g, 2000);
+    const size_t budget = 100;
+    int before = 0, most = 0;
+    run_slices(g, budget, [&](int) {
+        int now = traversals(chain);
+        most = std::max(most, now - before);
+        before = now;
+    });
+    // A step is one node; the root's own scan comes on top of the drain.
+    EXPECT_LE(most, int(budget) + 1);
+    for (Node *n : chain) EXPECT_TRUE(g.alive(n->id));
+    EXPECT_EQ(traversals(chain), 2 * 2000) << "each node traversed by the count and scanned once";
+}
+
+// The slice ends with nodes marked but not yet scanned; the program frees
+// the next of them before the following slice (in ASan builds, a use after
+// free if the work list held it by address).
+TEST(Incremental, ANodeWaitingToBeScannedMayBeFreedBetweenSlices) {
+    Graph g;
+    std::vector<Node *> chain = backward_chain(g, 2000);
+    std::vector<int> ids;
+    for (Node *n : chain) ids.push_back(n->id);
+    int cut = -1;
+    run_slices(g, 100, [&](int) {
+        if (cut >= 0) return;
+        // The lowest node the marking scanned (its second traversal) holds
+        // the one the marking waits to scan.
+        for (size_t i = 1; i < chain.size(); ++i)
+            if (chain[i]->traverse_calls == 2) {
+                if (chain[i - 1]->traverse_calls == 1) {
+                    cut = int(i);
+                    g.unlink(chain[i], chain[i - 1]);   // frees chain[0 .. i-1]
+                }
+                break;
+            }
+    });
+    ASSERT_GT(cut, 0) << "the marking never stopped with work left";
+    for (int i = 0; i < int(ids.size()); ++i)
+        EXPECT_EQ(g.alive(ids[size_t(i)]), i >= cut) << "node " << i << " of the chain";
+    ASSERT_EQ(g.full(), CB_OK);
+    EXPECT_EQ(g.live_nodes(), ids.size() - size_t(cut));
+}
+
+// Frozen nodes are roots: their uncounted edges keep handle-managed nodes
+// of the set, and a frozen node freed between slices leaves a hole in the
+// permanent generation's walk.
+TEST(Incremental, FrozenNodesAreScannedInSlices) {
+    Graph g;
+    std::vector<Node *> frozen;
+    std::vector<int> kept;
+    for (int i = 0; i < 200; ++i) frozen.push_back(g.rc());
+    ASSERT_EQ(cb_freeze(g.heap), CB_OK);
+    for (int i = 0; i < 200; ++i) {
+        Node *m = g.hm();
+        kept.push_back(m->id);
+        g.link(frozen[size_t(i)], m);   // uncounted
+        g.drop(m);
+    }
+    Mixed filler(g, 100);
+    int when = marking_under_way(g, 10) + 3;
+    run_slices(g, 10, [&](int i) {
+        if (i == when) {   // the count is done and the frozen nodes' walk under way: free some ahead of it
+            for (size_t k = 150; k < 160; ++k) g.drop(frozen[k]);
+        }
+    });
+    for (size_t k = 0; k < kept.size(); ++k)
+        if (k < 150 || k >= 160) {
+            EXPECT_TRUE(g.alive(kept[k])) << "handle-managed node " << k;
+        }
+    for (int id : filler.garbage) EXPECT_TRUE(g.dead(id));
+    EXPECT_EQ(cb_frozen_count(g.heap), 190u);
+}
+
 // Random programs between slices: whatever they do, every node reachable
 // from what the test holds is alive when the collection ends, and a
 // stop-the-world collection after it leaves exactly those.
@@ -320,6 +419,23 @@ TEST(Incremental, RandomProgramsBetweenSlices) {
             else g.drop(n);
         }
         all.clear();   // some are freed already: only what `reachable` finds is touched
+        // Where the nodes are when the collection starts: all young, all in
+        // the oldest generation (its holes filled at the end), or frozen
+        // (walked as roots, holes and all) with new ones to collect.
+        const int start = int(seed % 3);
+        if (start >= 1) {
+            ASSERT_EQ(g.full(), CB_OK);
+        }
+        if (start == 2) {
+            ASSERT_EQ(cb_freeze(g.heap), CB_OK);
+            for (Node *n : reachable()) {
+                if (rng() % 3) continue;
+                Node *fresh = rng() % 5 ? g.rc() : g.hm();
+                g.link(n, fresh);
+                if (rng() % 2) g.link(fresh, n);
+                g.drop(fresh);
+            }
+        }
 
         run_slices(g, 1 + rng() % 30, [&](int) {
             for (int op = int(rng() % 6); op > 0; --op) {
@@ -373,6 +489,7 @@ TEST(Incremental, RandomProgramsBetweenSlices) {
                                                              << " cleared";
         }
         EXPECT_EQ(g.take_reports(CB_REPORT_SURVIVED_CLEAR), 0) << "seed " << seed;
+        ASSERT_EQ(cb_unfreeze(g.heap), CB_OK);
         ASSERT_EQ(g.full(), CB_OK);
         EXPECT_EQ(g.live_nodes(), reachable().size()) << "seed " << seed;
         g.clear_reports();
