@@ -298,6 +298,9 @@ cb_status cb_host_acquire(cb_heap *heap, void *obj) {
     h->host_refs++;
     // A live host object took garbage during teardown: it is resurrected.
     if (heap->running && h->place() == cb::kGarbage) h->set(Header::kForcedRoot);
+    // Between an incremental collection's slices, the holder may have been
+    // traced already: the store is its own write barrier (design.md §6b).
+    if (heap->incremental && !heap->in_slice) heap->incremental->note_edge(h);
     return CB_OK;
 }
 

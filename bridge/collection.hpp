@@ -145,6 +145,7 @@ private:
     void mark_set_in_order();
     bool drain(size_t budget, size_t *scanned = nullptr);
     void mark_roots_outside_set();
+    void mark_host_roots();
     void find_legacy_culprits();
     // parallel.cpp: the count and the first marking on the heap's workers,
     // for sets of at least heap.parallel_minimum nodes, all from cb_alloc.

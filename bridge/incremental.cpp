@@ -109,6 +109,7 @@ bool Collection::slice(size_t budget) {
                 walk_ = Walk::kSubtract;
             break;
         case Walk::kSubtract:
+            visitor_.follow_host = false;
             if (walk_set(generation_, budget, done, [this](Header *h) {
                     try {
                         heap_.type_of(h).spec.traverse(object_of(h), visit_subtract, &visitor_);
@@ -123,14 +124,20 @@ bool Collection::slice(size_t budget) {
             break;
         case Walk::kRoots:
             // The frozen nodes are roots, scanned for edges into the set that
-            // no count shows; before the marking walk, so what they reach is
-            // only flagged for it.
+            // no count shows, and then the host's roots are marked; before
+            // the marking walk, so the nodes they reach are only flagged for
+            // it.
+            visitor_.follow_host = drive_ != Drive::kNone;
             in_order_ = true;
-            if (walk_set(kPermanent, budget, done, [this](Header *h) { scan(h); })) walk_ = Walk::kMark;
+            if (walk_set(kPermanent, budget, done, [this](Header *h) { scan(h); })) {
+                mark_host_roots();
+                walk_ = Walk::kMark;
+            }
             in_order_ = false;
             phase_done(CB_PHASE_MARK);
             break;
         case Walk::kMark:
+            visitor_.follow_host = drive_ != Drive::kNone;
             in_order_ = true;
             if (walk_set(generation_, budget, done, [this, budget, &done](Header *h) {
                     if (!walk_reaches(h, stats_.roots)) return;
@@ -169,6 +176,9 @@ bool Collection::slice(size_t budget) {
 
     // The last slice: the check, then the teardown every full collection
     // runs, its partition limited to the unmarked nodes (partition_settled).
+    // Roots the host gained meanwhile: marked now, rather than asking the
+    // host for a barrier on each (the last slice costs the host's roots).
+    mark_host_roots();
     drain(0);
     recheck_unmarked();
     drain(0);
@@ -180,7 +190,7 @@ bool Collection::slice(size_t budget) {
 // Drains within what is left of the slice's budget (counting what it
 // scans); true when the work list is empty.
 bool Collection::drain_within(size_t budget, size_t &done) {
-    if (work_.empty()) return true;
+    if (work_.empty() && host_work_.empty()) return true;
     if (!budget) return drain(0, &done);
     return done < budget && drain(budget - done, &done);
 }
@@ -205,6 +215,7 @@ void Collection::unpark_work() {
 // first slice after it was made (edges stored later need their barrier, as
 // for every other node).
 void Collection::scan_new_nodes() {
+    visitor_.follow_host = drive_ != Drive::kNone;
     auto &gen = heap_.generations[kGen0];   // where cb_track puts them, after the nodes there at the start
     for (; next_new_ < gen.size() && !failed_; ++next_new_) {
         Header *h = gen[next_new_];
@@ -259,11 +270,10 @@ extern "C" cb_status cb_collect_slice(cb_heap *heap, size_t budget, int *finishe
     if (heap->in_slice || (heap->running && !heap->incremental))
         return heap->report(CB_REPORT_REENTRANT_COLLECT, CB_ERR_BUSY, nullptr,
                             "cb_collect_slice while another collection runs: refused");
-    if (heap->has_host)
-        return heap->misuse(CB_ERR_WRONG_MODE, nullptr,
-                            "cb_collect_slice on a heap with a host interface (its marking is not incremental)");
     if (!heap->incremental)
-        heap->incremental = std::make_unique<cb::Collection>(*heap, CB_FULL, cb::Drive::kNone, nullptr);
+        heap->incremental = std::make_unique<cb::Collection>(*heap, CB_FULL,
+                                                             heap->has_host ? cb::Drive::kBridge : cb::Drive::kNone,
+                                                             nullptr);
     cb::Collection *c = heap->incremental.get();
     bool done = c->slice(budget);
     if (!done) return CB_OK;

@@ -106,6 +106,9 @@ bool Collection::drain(size_t budget, size_t *scanned) {
             if (scanned) ++*scanned;
         }
         if (host_work_.empty()) return true;
+        if (budget && done == budget) return false;
+        ++done;
+        if (scanned) ++*scanned;
         cb_host_ref ref = host_work_.back();
         host_work_.pop_back();
         try {
@@ -150,14 +153,18 @@ void Collection::mark_roots_outside_set() {
     visitor_.follow_host = drive_ != Drive::kNone;
     auto &permanent = heap_.generations[kPermanent];
     for (size_t i = 0; i < permanent.size() && !failed_; ++i) scan(permanent[i]);
-    if (drive_ == Drive::kBridge && heap_.host.enumerate_roots) {
-        try {
-            heap_.host.enumerate_roots(heap_.host.ctx, &visitor_);
-        } catch (...) {
-            failed_ = true;
-            heap_.report(CB_REPORT_CALLBACK_THREW, CB_ERR_CALLBACK_FAILED, nullptr,
-                         "host enumerate_roots threw; the collection frees nothing");
-        }
+    mark_host_roots();
+}
+
+void Collection::mark_host_roots() {
+    if (drive_ != Drive::kBridge || !heap_.host.enumerate_roots || failed_) return;
+    visitor_.follow_host = true;
+    try {
+        heap_.host.enumerate_roots(heap_.host.ctx, &visitor_);
+    } catch (...) {
+        failed_ = true;
+        heap_.report(CB_REPORT_CALLBACK_THREW, CB_ERR_CALLBACK_FAILED, nullptr,
+                     "host enumerate_roots threw; the collection frees nothing");
     }
 }
 

@@ -32,6 +32,15 @@ int run_slices(Graph &g, size_t budget) {
     return run_slices(g, budget, [](int) {});
 }
 
+// The slice after which the marking walk has begun (and passed the first
+// node of generation 0): entering and subtracting take a budget's worth of
+// nodes per slice each.
+int marking_under_way(Graph &g, size_t budget) {
+    size_t nodes = 0;
+    for (int gen = 0; gen < CB_GENERATIONS; ++gen) nodes += cb_generation_size(g.heap, gen);
+    return int(2 * nodes / budget) + 2;
+}
+
 // n garbage 2-cycles and a live chain of n nodes held by its head.
 struct Mixed {
     std::vector<int> garbage, live;
@@ -101,12 +110,73 @@ TEST(Incremental, OtherCollectionsWaitAndDestroyAbandons) {
     EXPECT_EQ(h.dead_nodes(), dead_before);
 }
 
-TEST(Incremental, HeapsWithAHostInterfaceAreRefused) {
+// On a bridge-driven heap the host's objects are marked in the slices too:
+// cross-heap cycles are freed, on both sides, and what a host root holds
+// lives.
+TEST(Incremental, CrossHeapCyclesAreFreedIncrementally) {
     Graph g(CB_DRIVE_BRIDGE);
-    int finished = 0;
-    EXPECT_EQ(cb_collect_slice(g.heap, 10, &finished, nullptr), CB_ERR_WRONG_MODE);
-    EXPECT_EQ(g.take_reports(CB_REPORT_API_MISUSE), 1);
-    EXPECT_EQ(cb_is_collecting(g.heap), 0);
+    std::vector<int> dead_nodes, live_nodes;
+    std::vector<uint64_t> dead_hosts, live_hosts;
+    for (int i = 0; i < 50; ++i) {
+        Node *n = g.rc();
+        cb_host_ref h = g.host(1);
+        g.link_host(n, h);
+        g.set_slot(h, 0, n);
+        g.drop(n);
+        dead_nodes.push_back(n->id);
+        dead_hosts.push_back(g.hid(h));
+    }
+    cb_host_ref root = g.host(50, /*rooted=*/true);
+    live_hosts.push_back(g.hid(root));
+    for (size_t i = 0; i < 50; ++i) {
+        Node *n = g.rc();
+        cb_host_ref h = g.host(1);
+        g.link_host(n, h);
+        g.set_slot(h, 0, n);
+        g.set_slot(root, i, n);
+        g.drop(n);
+        live_nodes.push_back(n->id);
+        live_hosts.push_back(g.hid(h));
+    }
+    EXPECT_GT(run_slices(g, 10), 20);
+    for (int id : dead_nodes) EXPECT_TRUE(g.dead(id));
+    for (uint64_t id : dead_hosts) EXPECT_FALSE(g.host_live(id));
+    for (int id : live_nodes) EXPECT_TRUE(g.alive(id));
+    for (uint64_t id : live_hosts) EXPECT_TRUE(g.host_live(id));
+}
+
+// Garbage of both heaps revived between slices through a host object the
+// marking traced already: a node stored in its slot (cb_host_acquire is the
+// barrier), a host object stored in its slot (the reference host's store
+// calls cb_write_barrier_host), and a host object made a root (the last
+// slice marks the host's roots again).
+TEST(Incremental, WhatTheHostTakesBetweenSlicesLives) {
+    Graph g(CB_DRIVE_BRIDGE);
+    cb_host_ref root = g.host(2, /*rooted=*/true);
+    Node *a = g.rc(), *b = g.rc();
+    g.ring({a, b});
+    g.drop(a);
+    g.drop(b);   // a <-> b: garbage, still allocated
+    cb_host_ref x = g.host(1), y = g.host(1);   // garbage host objects
+    uint64_t ix = g.hid(x), iy = g.hid(y);
+    Mixed filler(g, 100);
+    int when = marking_under_way(g, 10) + 2;
+    run_slices(g, 10, [&](int i) {
+        if (i != when) return;
+        g.set_slot(root, 0, a);
+        g.set_slot(root, 1, x);
+        g.root(y);
+    });
+    EXPECT_TRUE(g.alive(a->id));
+    EXPECT_TRUE(g.alive(b->id));
+    EXPECT_TRUE(g.host_live(ix));
+    EXPECT_TRUE(g.host_live(iy));
+    for (int id : filler.garbage) EXPECT_TRUE(g.dead(id));
+    // Nothing is left for a collection that sees the same graph at once.
+    size_t nodes = g.live_nodes(), hosts = g.host_count();
+    ASSERT_EQ(g.full(), CB_OK);
+    EXPECT_EQ(g.live_nodes(), nodes);
+    EXPECT_EQ(g.host_count(), hosts);
 }
 
 // A traverse that throws in a slice ends the collection, which frees
@@ -167,15 +237,6 @@ TEST(Incremental, ACountTakenBetweenSlicesKeepsTheCycle) {
     g.drop(a);
     ASSERT_EQ(g.full(), CB_OK);
     EXPECT_TRUE(g.dead(ia));
-}
-
-// The slice after which the marking walk has begun (and passed the first
-// node of generation 0): entering and subtracting take a budget's worth of
-// nodes per slice each.
-int marking_under_way(Graph &g, size_t budget) {
-    size_t nodes = 0;
-    for (int gen = 0; gen < CB_GENERATIONS; ++gen) nodes += cb_generation_size(g.heap, gen);
-    return int(2 * nodes / budget) + 2;
 }
 
 // An edge moves from a garbage node to a live one the marking walk has

@@ -270,6 +270,9 @@ static cb_status store(cb_refheap *heap, cb_host_ref ref, size_t slot, Slot valu
     }
     Slot old = *s;
     *s = value;
+    // The reference host's own write barrier: a store into an object the
+    // running collection traced already must not hide its target.
+    if (value.kind == kHostSlot) cb_write_barrier_host(heap->bridge, value.ptr);
     heap->drop(old);
     return CB_OK;
 }
