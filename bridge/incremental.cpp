@@ -34,8 +34,10 @@
 // position too (park_work). A slice counts a node entered, traversed,
 // walked past or scanned as one unit of its budget.
 //
-// Heaps with a host interface are refused: their host's marking would have
-// to be incremental too.
+// On a heap with a host interface, host objects are marked in the slices
+// too; the host's changes between slices come through barriers
+// (cb_host_acquire, cb_write_barrier_host), and its roots are marked again
+// in the last slice (design.md §6b).
 #include "collection.hpp"
 #include "heap.hpp"
 

@@ -13,7 +13,7 @@
 //                    first mismatch, and the smallest one with its replay line
 //   CB_DIFF_DISABLE  comma-separated features to leave out while triaging:
 //                    hm host host-hm weakref weak-holder finalizer resurrect
-//                    legacy young host-driven bridge-driven verify threads (and the
+//                    legacy young host-driven bridge-driven verify threads incremental (and the
 //                    rest listed in differential/random_graph.hpp)
 //   CB_DIFF_MAX_OBJECTS  largest initial graph (default 40); small values
 //                    help to find a minimal failing graph

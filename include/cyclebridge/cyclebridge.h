@@ -294,12 +294,13 @@ cb_status cb_collect(cb_heap *heap, int generation, cb_collection_stats *stats);
  * that ends the collection, which also fills *stats (both may be NULL).
  * The last slice checks what the others found against the heap as it is
  * then: nothing reachable is freed, whatever the program did; what became
- * garbage during the collection waits for the next one. The last slice is
- * not bounded yet: it walks the collected set and tears the garbage down.
- * While it runs, cb_is_collecting is true and other collections are
- * refused (CB_ERR_BUSY); cb_heap_destroy between slices abandons it. Heaps
- * with a host interface: CB_ERR_WRONG_MODE. Slices count and mark on one
- * thread. */
+ * garbage during the collection waits for the next one. The last slice
+ * costs what the garbage costs (the check, the teardown), not what the
+ * heap does. While it runs, cb_is_collecting is true and other collections
+ * are refused (CB_ERR_BUSY); cb_heap_destroy between slices abandons it.
+ * With a host interface, host objects are marked in the slices too; the
+ * host's stores of host objects need cb_write_barrier_host between slices
+ * (docs/api.md). Slices count and mark on one thread. */
 cb_status cb_collect_slice(cb_heap *heap, size_t budget, int *finished, cb_collection_stats *stats);
 /* Finds what a full collection would find unreachable now and calls
  * found(ctx, obj) for each, without running any callback but traverses:

@@ -515,6 +515,7 @@ enum Feature : uint32_t {
     kFeatHostless = 1u << 16,    // "hostless-full": cb_collect(CB_FULL) on a host-driven heap
     kFeatRetrack = 1u << 17,     // "retrack": cb_untrack + cb_track (back to generation 0)
     kFeatThreads = 1u << 18,     // "threads": counting and marking on 2 threads (cb_set_threads)
+    kFeatIncremental = 1u << 19, // "incremental": full collections in slices (cb_collect_slice)
 };
 
 // Parses a comma-separated list of feature names; unknown names are
@@ -526,7 +527,8 @@ inline uint32_t parse_features(const std::string &list, std::string *bad = nullp
         {"legacy", kFeatLegacy}, {"young", kFeatYoung}, {"host-driven", kFeatHostDriven},
         {"bridge-driven", kFeatBridgeDriven}, {"verify", kFeatVerify}, {"external", kFeatExternal},
         {"freeze", kFeatFreeze}, {"auto", kFeatAuto}, {"is-node", kFeatIsNode},
-        {"hostless-full", kFeatHostless}, {"retrack", kFeatRetrack}, {"threads", kFeatThreads}};
+        {"hostless-full", kFeatHostless}, {"retrack", kFeatRetrack}, {"threads", kFeatThreads},
+        {"incremental", kFeatIncremental}};
     uint32_t mask = 0;
     size_t pos = 0;
     while (pos <= list.size()) {
@@ -1276,13 +1278,19 @@ private:
     // or cb_collect: bridge-driven it marks the host, host-driven it cannot).
     void collect(int gen, bool via_refheap) {
         const bool host_marked = via_refheap || (gen >= CB_FULL && mode_ == CB_DRIVE_BRIDGE);
+        // A full collection through cb_collect may run in slices instead,
+        // the program idle between them: the result must be the same.
+        const size_t budget = gen >= CB_FULL && !via_refheap && on(kFeatIncremental) && src_.percent(40)
+                                  ? src_.range(1, 8)
+                                  : 0;
         Pending p;
-        char buf[96];
-        std::snprintf(buf, sizeof buf, "collect %s%s", gen >= CB_FULL ? "full" : gen == 0 ? "gen0" : "gen0..1",
+        char buf[128];
+        std::snprintf(buf, sizeof buf, "collect %s%s%s", gen >= CB_FULL ? "full" : gen == 0 ? "gen0" : "gen0..1",
                       gen < CB_FULL      ? ""
                       : via_refheap      ? " (cb_refheap_collect)"
                       : host_marked      ? " (cb_collect)"
-                                         : " (cb_collect, host-driven heap: host not marked)");
+                                         : " (cb_collect, host-driven heap: host not marked)",
+                      budget ? (" in slices of " + std::to_string(budget)).c_str() : "");
         p.desc = buf;
         p.before = w_;
         p.exp = oracle_collect(w_, gen, host_marked, opt_.oracle);
@@ -1290,7 +1298,9 @@ private:
         reset_events();
         log(p.desc);
         cb_collection_stats st{};
-        cb_status s = via_refheap ? cb_refheap_collect(rh_, &st) : cb_collect(heap_, gen, &st);
+        cb_status s = via_refheap ? cb_refheap_collect(rh_, &st)
+                      : budget    ? collect_in_slices(budget, &st)
+                                  : cb_collect(heap_, gen, &st);
         ++collections_;
         if (s != CB_OK) violation(std::string("collection returned ") + cb_status_name(s));
         stats_ = st;
@@ -1298,6 +1308,19 @@ private:
         end(p);
         have_stats_ = false;
         last_cascade_ = std::find(p.exp.cascade.begin(), p.exp.cascade.end(), 1) != p.exp.cascade.end();
+    }
+
+    cb_status collect_in_slices(size_t budget, cb_collection_stats *st) {
+        int finished = 0;
+        cb_status s = CB_OK;
+        for (size_t slices = 0; !finished && s == CB_OK; ++slices) {
+            if (slices > 100000) {
+                violation("an incremental collection did not finish in 100,000 slices");
+                break;
+            }
+            s = cb_collect_slice(heap_, budget, &finished, st);
+        }
+        return s;
     }
 
     // cb_collect_if_due: the oracle for every generation it might pick; the
