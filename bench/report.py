@@ -66,7 +66,7 @@ def ours(gbench):
                 out[(case, variant, n)] = b[counter]
         for counter in ("one_thread_ns", "two_threads_ns", "speedup", "stw_ms", "max_slice_ms",
                         "last_slice_ms", "total_ratio", "slices", "peak_ratio", "peak_stw_nodes",
-                        "peak_incremental_nodes"):
+                        "peak_incremental_nodes", "max_last_slice_ms"):
             if counter in b:
                 out[(case + ":" + counter, variant, n)] = b[counter]
     return out
@@ -158,6 +158,8 @@ def build(args):
                               ("stw_ms", "ms"), ("slices", "count")):
             metric(f"incremental_{counter}_{size_name(n)}", gb.get((f"BM_Incremental:{counter}", "tree", n)), unit)
     metric("incremental_peak_memory_ratio", gb.get(("BM_SteadyMemory:peak_ratio", "", 1_000_000)), "ratio")
+    metric("steady_max_slice_ms", gb.get(("BM_SteadyMemory:max_slice_ms", "", 1_000_000)), "ms")
+    metric("steady_max_last_slice_ms", gb.get(("BM_SteadyMemory:max_last_slice_ms", "", 1_000_000)), "ms")
 
     for who, table in (("", None), ("cpython_", cp), ("pypy_", pp)):
         for shape in SHAPES:
@@ -277,9 +279,12 @@ def tables(record, gb, cp, pp):
     w("Steady workload (`BM_SteadyMemory`: a live tree of 1M nodes, 1,000 nodes of garbage a tick, a collection "
       "whenever 100,000 were made; target: peak at most 1.1 times stop-the-world's):")
     w("")
-    w("| peak tracked nodes, stop-the-world | incremental | ratio |")
-    w("|---|---|---|")
-    w(f"| {fmt(stw, 0)} | {fmt(inc, 0)} | {fmt(ratio(inc, stw), 3)} |")
+    steady = lambda c: gb.get((f"BM_SteadyMemory:{c}", "", 1_000_000))
+    w("| peak tracked nodes, stop-the-world | incremental | ratio | longest slice but the last, ms | "
+      "longest last slice, ms |")
+    w("|---|---|---|---|---|")
+    w(f"| {fmt(stw, 0)} | {fmt(inc, 0)} | {fmt(ratio(inc, stw), 3)} | {fmt(steady('max_slice_ms'), 2)} | "
+      f"{fmt(steady('max_last_slice_ms'), 2)} |")
     w("")
     w("### Cross-heap full collection (half host objects, half refcounted nodes)")
     w("")
