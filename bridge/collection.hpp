@@ -173,6 +173,8 @@ private:
     template <class Step>
     bool walk_set(int last_generation, size_t budget, size_t &done, Step step);
     bool drain_within(size_t budget, size_t &done);
+    bool counting_in_slices() const { return walk_ == Walk::kEnter || walk_ == Walk::kSubtract; }
+    void mark_early_barriers();
     void park_work();
     void unpark_work();
     void recheck_unmarked();
@@ -224,6 +226,11 @@ private:
     std::vector<std::pair<uint32_t, uint32_t>> unmarked_;
     // The work list between slices, by position for the same reason.
     std::vector<std::pair<uint32_t, uint32_t>> parked_;
+    // Barriers between slices before the marking began, marked when it
+    // begins: a node by position, a host object as is (it lives until the
+    // sweep).
+    std::vector<std::pair<uint32_t, uint32_t>> early_nodes_;
+    std::vector<cb_host_ref> early_hosts_;
 
     cb_collection_stats stats_{};
     std::chrono::steady_clock::time_point start_, phase_start_;

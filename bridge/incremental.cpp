@@ -45,6 +45,20 @@ namespace cb {
 
 namespace {
 
+// The sliced count's visit. A count read in one slice may be followed, in
+// a later one, by the traverse of a holder that took its reference in
+// between: more references than the count held, and not the traverse's
+// fault. The node is kept (a forced root), unreported; a traverse that
+// does visit too much is still reported by the last slice's check.
+int visit_subtract_sliced(void *target, void *arg) {
+    auto *visitor = static_cast<cb_host_visitor *>(arg);
+    Header *h = counted_target(visitor->collection->heap(), target);
+    if (!h) return 0;
+    if (h->gc_refs == 0) h->set(Header::kForcedRoot);
+    else if (h->gc_refs != kCountSaturated) --h->gc_refs;
+    return 0;
+}
+
 int visit_subtract_unmarked(void *target, void *arg) {
     auto *visitor = static_cast<cb_host_visitor *>(arg);
     cb_heap &heap = visitor->collection->heap();
@@ -114,13 +128,14 @@ bool Collection::slice(size_t budget) {
             visitor_.follow_host = false;
             if (walk_set(generation_, budget, done, [this](Header *h) {
                     try {
-                        heap_.type_of(h).spec.traverse(object_of(h), visit_subtract, &visitor_);
+                        heap_.type_of(h).spec.traverse(object_of(h), visit_subtract_sliced, &visitor_);
                     } catch (...) {
                         traverse_failed(h, "trial deletion");
                     }
                 })) {
                 walk_ = Walk::kRoots;
                 walk_generation_ = kPermanent;
+                mark_early_barriers();
             }
             phase_done(CB_PHASE_COUNT);
             break;
@@ -195,6 +210,16 @@ bool Collection::drain_within(size_t budget, size_t &done) {
     if (work_.empty() && host_work_.empty()) return true;
     if (!budget) return drain(0, &done);
     return done < budget && drain(budget - done, &done);
+}
+
+// Barriers met while the count ran (write_barrier.cpp) take effect as the
+// marking begins; what they mark is drained with the rest of the work.
+void Collection::mark_early_barriers() {
+    for (auto [g, i] : early_nodes_)
+        if (Header *h = heap_.generations[g][i]) mark_node(h);
+    for (cb_host_ref ref : early_hosts_) mark_host(ref);
+    early_nodes_.clear();
+    early_hosts_.clear();
 }
 
 // Between slices the program may free a node the work list holds: it waits

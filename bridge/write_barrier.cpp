@@ -16,7 +16,12 @@
 namespace cb {
 
 void Collection::note_edge(Header *h) {
-    if (analysis_ || done() || !h->has(Header::kInCollectedSet) || h->has(Header::kMarked)) return;
+    if (analysis_ || done()) return;
+    if (counting_in_slices()) {   // a mark now would be undone when h enters the set
+        if (h->place() <= kGen2) early_nodes_.emplace_back(uint32_t(h->place()), h->index);
+        return;
+    }
+    if (!h->has(Header::kInCollectedSet) || h->has(Header::kMarked)) return;
     // Set after the resurrection check, this makes survivors_start report
     // the store as a resurrection by clear; before it, resurrect_finish
     // clears it with the mark.
@@ -31,6 +36,10 @@ void Collection::note_edge(Header *h) {
 
 void Collection::note_host_edge(cb_host_ref ref) {
     if (analysis_ || done() || sweeping_ || !full() || drive_ == Drive::kNone) return;
+    if (counting_in_slices()) {   // tracing it now would pass over nodes not in the set yet
+        early_hosts_.push_back(ref);
+        return;
+    }
     bool in_legacy = in_legacy_;
     in_legacy_ = false;
     mark_host(ref);

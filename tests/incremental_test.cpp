@@ -169,6 +169,7 @@ TEST(Incremental, WhatTheHostTakesBetweenSlicesLives) {
     });
     EXPECT_TRUE(g.alive(a->id));
     EXPECT_TRUE(g.alive(b->id));
+    EXPECT_EQ(g.count_ev(cbt::Ev::Clear, a->id) + g.count_ev(cbt::Ev::Clear, b->id), 0) << "torn down";
     EXPECT_TRUE(g.host_live(ix));
     EXPECT_TRUE(g.host_live(iy));
     for (int id : filler.garbage) EXPECT_TRUE(g.dead(id));
@@ -343,6 +344,26 @@ TEST(Incremental, NodesFreedBetweenSlices) {
     for (size_t k = 1; k < m.live.size(); ++k) EXPECT_TRUE(g.dead(m.live[k]));
     for (int id : m.garbage) EXPECT_TRUE(g.dead(id));
     EXPECT_EQ(cb_generation_size(g.heap, 2), 1u);
+}
+
+// A barrier while the count still enters nodes: the host object stored is
+// traced only when the marking begins, so a node it holds that had not
+// entered the set yet is marked all the same.
+TEST(Incremental, ABarrierDuringTheCountTakesEffectWhenTheMarkingBegins) {
+    Graph g(CB_DRIVE_BRIDGE);
+    Mixed filler(g, 100);
+    cb_host_ref root = g.host(1, /*rooted=*/true);
+    cb_host_ref x = g.host(1);     // garbage so far
+    Node *m = g.hm();              // last in generation 0: entered last
+    g.set_slot(x, 0, m);
+    g.drop(m);                     // held only by x, without a count
+    run_slices(g, 10, [&](int i) {
+        if (i == 1) g.set_slot(root, 0, x);   // the reference host's barrier
+    });
+    EXPECT_TRUE(g.host_live(g.hid(x)));
+    EXPECT_TRUE(g.alive(m->id));
+    EXPECT_EQ(g.count_ev(cbt::Ev::Clear, m->id), 0) << "torn down, though its holder lives";
+    for (int id : filler.garbage) EXPECT_TRUE(g.dead(id));
 }
 
 // A chain whose every edge points to the node made before, held by its

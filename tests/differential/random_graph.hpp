@@ -233,6 +233,7 @@ struct Expect {
     int generation = 0;              // CB_FULL for full
     std::vector<uint8_t> collected;  // S: the collected set
     std::vector<uint8_t> roots;      // roots inside S (nodes), and host roots (full)
+    std::vector<uint8_t> unreachable;// in the set and not reached from its roots (G, uncollectable and what they keep)
     std::vector<uint8_t> garbage;    // G: unreachable, minus uncollectable (before resurrection)
     std::vector<uint8_t> uc;         // added to the uncollectable list
     std::vector<uint8_t> finalize;   // finalizer runs now
@@ -373,6 +374,7 @@ inline Expect oracle_collect(const World &w, int gen, bool host_marked, const Or
     std::vector<uint8_t> reach = closure(w, roots, allow, !with_host);
     std::vector<uint8_t> unreach(n, 0);
     for (uint32_t i = 0; i < n; i++) unreach[i] = e.collected[i] && !reach[i];
+    e.unreachable = unreach;
 
     // Legacy finalizers: they and all they reach among the unreachable.
     std::vector<uint32_t> legacy;
@@ -988,6 +990,10 @@ private:
             if (s != CB_OK) return fail("cb_incref failed");
         }
         w_.objs[src].edges.push_back(dst);
+        // Edges no count shows need their barrier while a collection runs
+        // (between an incremental collection's slices); otherwise a no-op.
+        if (w_.objs[dst].kind == Kind::HM) cb_write_barrier(heap_, w_.objs[dst].ptr);
+        else if (w_.objs[dst].kind == Kind::Host) cb_write_barrier_host(heap_, w_.objs[dst].ptr);
     }
     cb_status slot_store(uint32_t h, uint32_t s, uint32_t dst) {
         void *hp = w_.objs[h].ptr;
@@ -1193,7 +1199,8 @@ private:
         }
     }
     static void grow(Expect &e, size_t n) {
-        for (auto *v : {&e.collected, &e.roots, &e.garbage, &e.uc, &e.finalize, &e.revived, &e.freed, &e.cascade})
+        for (auto *v : {&e.collected, &e.roots, &e.unreachable, &e.garbage, &e.uc, &e.finalize, &e.revived, &e.freed,
+                        &e.cascade})
             v->resize(n, 0);
         e.culprits.resize(n);
     }
@@ -1299,7 +1306,7 @@ private:
         log(p.desc);
         cb_collection_stats st{};
         cb_status s = via_refheap ? cb_refheap_collect(rh_, &st)
-                      : budget    ? collect_in_slices(budget, &st)
+                      : budget    ? collect_in_slices(budget, &st, p, host_marked)
                                   : cb_collect(heap_, gen, &st);
         ++collections_;
         if (s != CB_OK) violation(std::string("collection returned ") + cb_status_name(s));
@@ -1310,17 +1317,71 @@ private:
         last_cascade_ = std::find(p.exp.cascade.begin(), p.exp.cascade.end(), 1) != p.exp.cascade.end();
     }
 
-    cb_status collect_in_slices(size_t budget, cb_collection_stats *st) {
+    // A full collection in slices. Between slices the program makes
+    // changes that create no garbage (each checked as any mutation is), so
+    // the collection must end as a stop-the-world one would on the graph
+    // as it is at the last slice: p is predicted again after each change.
+    // The changes include reviving the garbage the collection looks at.
+    cb_status collect_in_slices(size_t budget, cb_collection_stats *st, Pending &p, bool host_marked) {
         int finished = 0;
         cb_status s = CB_OK;
+        const std::string desc = p.desc;
         for (size_t slices = 0; !finished && s == CB_OK; ++slices) {
             if (slices > 100000) {
                 violation("an incremental collection did not finish in 100,000 slices");
                 break;
             }
             s = cb_collect_slice(heap_, budget, &finished, st);
+            if (finished || s != CB_OK || failed_ || !src_.percent(20)) continue;
+            grow_between_slices(host_marked);
+            if (failed_) break;
+            p.before = w_;
+            p.exp = oracle_collect(w_, CB_FULL, host_marked, opt_.oracle);
+            p.unc_before = cb_uncollectable_count(heap_);
+            reset_events();
+            log(desc + " (continued)");
         }
         return s;
+    }
+
+    // Stores go into objects the program can reach (a store into garbage
+    // keeps its target through the barrier, which cannot know: that is
+    // imprecision, not an error, and no oracle predicts it); their targets
+    // may be anything, garbage included: revived.
+    void grow_between_slices(bool host_marked) {
+        const Expect now = oracle_collect(w_, CB_FULL, host_marked, opt_.oracle);
+        auto live_holder = [&](bool nodes, bool hosts) {
+            std::vector<uint32_t> v;
+            for (uint32_t i : alive_ids(nodes, hosts))
+                if (!now.unreachable[i]) v.push_back(i);
+            return v.empty() ? kNone : v[src_.index(v.size())];
+        };
+        switch (src_.range(0, 3)) {
+        case 0: {   // a field of a node
+            uint32_t from = live_holder(true, false), to = random_target();
+            if (from != kNone && to != kNone) op_add_field(from, to);
+            break;
+        }
+        case 1: {   // an empty slot of a host object filled
+            uint32_t h = live_holder(false, true);
+            if (h == kNone) break;
+            std::vector<uint32_t> empty;
+            for (uint32_t k = 0; k < w_.objs[h].edges.size(); k++)
+                if (w_.objs[h].edges[k] == kNone) empty.push_back(k);
+            uint32_t to = random_target();
+            if (!empty.empty() && to != kNone) op_set_slot(h, empty[src_.index(empty.size())], to);
+            break;
+        }
+        case 2: {   // a root: a test count, a handle or a host root
+            uint32_t i = random_alive(true, true);
+            if (i == kNone) break;
+            if (w_.objs[i].kind == Kind::Host) op_host_root(i, true);
+            else op_add_ext(i);
+            break;
+        }
+        default:
+            if (on(kFeatWeakref) && w_.weaks.size() < 30) op_new_weakref();
+        }
     }
 
     // cb_collect_if_due: the oracle for every generation it might pick; the
