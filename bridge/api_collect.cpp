@@ -55,7 +55,10 @@ cb_status cb_last_stats(const cb_heap *heap, cb_collection_stats *stats) {
     return CB_OK;
 }
 
-int cb_is_collecting(const cb_heap *heap) { return heap && heap->running; }
+int cb_is_collecting(const cb_heap *heap) {
+    if (!heap || !heap->running) return 0;
+    return heap->running->tearing_down() ? 2 : 1;
+}
 
 cb_status cb_set_thresholds(cb_heap *heap, uint32_t t0, uint32_t t1, uint32_t t2) {
     if (!heap) return CB_ERR_NULL_ARGUMENT;

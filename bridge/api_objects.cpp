@@ -45,6 +45,9 @@ void cb_heap_destroy(cb_heap *heap) {
         heap->misuse(CB_ERR_BUSY, nullptr, "cb_heap_destroy during a collection (ignored)");
         return;
     }
+    // An incremental teardown under way cannot be undone (some garbage is
+    // cleared already): it is finished first.
+    if (heap->incremental && heap->incremental->tearing_down()) cb_collect_slice(heap, 0, nullptr, nullptr);
     delete heap;
 }
 

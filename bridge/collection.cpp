@@ -92,7 +92,14 @@ bool Collection::advance() {
             drain(0);
             resurrect_finish();
             if (failed_) return abandon_teardown();
-            clear_garbage();
+            start_clearing();
+            stage_ = Stage::kClearing;
+            break;
+        case Stage::kClearing:
+            if (!clear_garbage(teardown_budget_)) {
+                phase_done(CB_PHASE_CLEAR);
+                return false;   // an incremental slice's budget: the next slice goes on
+            }
             survivors_start();
             drain(0);   // hands what it reaches in the host to the host
             stage_ = Stage::kSurvivors;

@@ -121,6 +121,8 @@ public:
     bool full() const { return generation_ == CB_FULL; }
     Drive drive() const { return drive_; }
     bool done() const { return stage_ == Stage::kDone; }
+    // The garbage is known and being torn down (cb_is_collecting's 2).
+    bool tearing_down() const { return partitioned_ && !done(); }
     bool failed() const { return failed_; }
 
     // Called from visits.
@@ -132,7 +134,7 @@ public:
     void note_host_edge(cb_host_ref ref);
 
 private:
-    enum class Stage { kMarking, kLegacy, kResurrect, kSurvivors, kDone };
+    enum class Stage { kMarking, kLegacy, kResurrect, kClearing, kSurvivors, kDone };
 
     // trial_deletion.cpp
     void begin();
@@ -164,7 +166,8 @@ private:
     void finalize();
     void resurrect_start();
     void resurrect_finish();
-    void clear_garbage();
+    void start_clearing();
+    bool clear_garbage(size_t budget);   // true when every garbage node had its turn
     void survivors_start();
     void survivors_finish();
     void sweep();
@@ -207,6 +210,8 @@ private:
     bool in_legacy_ = false;
     bool sweeping_ = false;   // the host is reclaiming: too late for barriers
     bool analysis_ = false;   // find_unreachable: no events, no bookkeeping
+    size_t next_clear_ = 0;          // the garbage list's next node to clear
+    size_t teardown_budget_ = 0;     // clears per call of advance (incremental slices); 0: all
     Header *culprit_ = nullptr;
     std::vector<Header *> culprits_;
     size_t next_culprit_ = 0;

@@ -24,9 +24,11 @@
 // The walks, each in slices: enter the set, subtract (the count), the
 // frozen nodes as roots, the in-order marking, and settle: marks only
 // grow, so a marked node survives and leaves the set there and then; an
-// unmarked one is remembered by position. The last slice then costs what
-// the unmarked nodes cost (the check, the partition of Collection::
-// partition_settled, the teardown), not what the heap does.
+// unmarked one is remembered by position. The slice that finishes the
+// marking then costs what the unmarked nodes cost (the check, the partition
+// of Collection::partition_settled, the teardown's stages up to the
+// resurrection check), not what the heap does; the clears follow, a budget
+// of them a slice (Collection::clear_garbage).
 //
 // Between slices, removals from the generations leave holes (cb_heap::
 // keep_positions), so positions stay valid; the partition fills them from
@@ -107,6 +109,11 @@ bool Collection::slice(size_t budget) {
         walk_ = Walk::kEnter;
     }
     phase_start_ = std::chrono::steady_clock::now();   // the program's time is no phase's
+    teardown_budget_ = budget;
+    if (walk_ == Walk::kDone) {   // the teardown goes on where the last slice's budget ended it
+        advance();
+        return done();
+    }
     visitor_.follow_host = false;
     unpark_work();
     // Marks mean something once the count is done (entering the set clears them).
@@ -191,8 +198,10 @@ bool Collection::slice(size_t budget) {
         return false;
     }
 
-    // The last slice: the check, then the teardown every full collection
-    // runs, its partition limited to the unmarked nodes (partition_settled).
+    // The last marking slice: the check, then the teardown every full
+    // collection runs, its partition limited to the unmarked nodes
+    // (partition_settled), and its clears spread over as many slices as
+    // their budget asks.
     // Roots the host gained meanwhile: marked now, rather than asking the
     // host for a barrier on each (the last slice costs the host's roots).
     mark_host_roots();
@@ -201,7 +210,7 @@ bool Collection::slice(size_t budget) {
     drain(0);
     phase_done(CB_PHASE_MARK);
     advance();
-    return true;
+    return Collection::done();
 }
 
 // Drains within what is left of the slice's budget (counting what it

@@ -242,14 +242,23 @@ void Collection::resurrect_finish() {
     phase_done(CB_PHASE_RESURRECT);
 }
 
-void Collection::clear_garbage() {
-    auto &garbage = heap_.garbage;
+void Collection::start_clearing() {
     // Weakrefs that finalizers made to or from what stays garbage: cleared
     // without callbacks, which could otherwise see a half-cleared object.
     clear_weakrefs_held_by_garbage();
     detach_weakrefs_to_garbage([](const std::vector<cb_weakref *> &) {});
-    for (size_t i = 0; i < garbage.size(); ++i) {
-        Header *h = garbage[i];
+    next_clear_ = 0;
+}
+
+// Clears up to `budget` nodes (0: all). An incremental collection spreads
+// them over slices: once the resurrection check passed, nothing outside the
+// garbage refers to it and no weakref leads to it, so the program running
+// in between cannot reach it.
+bool Collection::clear_garbage(size_t budget) {
+    auto &garbage = heap_.garbage;
+    for (size_t cleared = 0; next_clear_ < garbage.size(); ++next_clear_) {
+        if (budget && cleared == budget) return false;
+        Header *h = garbage[next_clear_];
         // Marked: a write barrier run by an earlier clear made it live again.
         if (!h || h->has(Header::kMarked)) continue;
         const cb_type &type = heap_.type_of(h);
@@ -261,7 +270,9 @@ void Collection::clear_garbage() {
             heap_.report_node(CB_REPORT_CALLBACK_THREW, CB_OK, h, "clear threw");
         }
         heap_.release(h);
+        ++cleared;
     }
+    return true;
 }
 
 // Garbage still alive after clear. Trial deletion over what is left tells

@@ -24,7 +24,7 @@ int run_slices(Graph &g, size_t budget, Between between) {
         cb_status st = cb_collect_slice(g.heap, budget, &finished, &g.last);
         EXPECT_EQ(st, CB_OK) << "slice " << i;
         if (finished || st != CB_OK) return i;
-        EXPECT_EQ(cb_is_collecting(g.heap), 1);
+        EXPECT_NE(cb_is_collecting(g.heap), 0);
         between(i);
     }
 }
@@ -366,6 +366,57 @@ TEST(Incremental, ABarrierDuringTheCountTakesEffectWhenTheMarkingBegins) {
     for (int id : filler.garbage) EXPECT_TRUE(g.dead(id));
 }
 
+// Much garbage: its clears spread over the slices after the check, at most
+// a budget's worth each, while the program goes on with its live nodes;
+// cb_is_collecting tells the teardown (2) from the marking (1).
+TEST(Incremental, TheTeardownIsSpreadOverSlices) {
+    Graph g;
+    Mixed m(g, 1000);
+    const size_t budget = 50;
+    int marking = 0, teardown = 0, most = 0, before = 0;
+    std::vector<Node *> made;
+    run_slices(g, budget, [&](int) {
+        int clears = g.count_ev(cbt::Ev::Clear);
+        most = std::max(most, clears - before);
+        before = clears;
+        int phase = cb_is_collecting(g.heap);
+        (phase == 2 ? teardown : marking)++;
+        if (phase == 2) {   // the program runs: new nodes, an edge among live ones
+            Node *n = g.rc();
+            g.link(m.head, n);
+            g.drop(n);
+            made.push_back(n);
+        }
+    });
+    EXPECT_GT(marking, 0);
+    // A clear frees its node's partner by its count: 1,000 clears.
+    EXPECT_GE(teardown, 1000 / int(budget) - 1) << "1,000 clears, " << budget << " a slice";
+    EXPECT_LE(most, int(budget));
+    for (int id : m.garbage) EXPECT_TRUE(g.dead(id));
+    for (int id : m.live) EXPECT_TRUE(g.alive(id));
+    for (Node *n : made) EXPECT_TRUE(g.alive(n->id));
+    EXPECT_EQ(g.last.garbage, 2000u);
+    EXPECT_EQ(cb_is_collecting(g.heap), 0);
+}
+
+// A heap destroyed while the teardown is under way: the teardown is
+// finished first (it cannot be undone), so the garbage is freed.
+TEST(Incremental, DestroyDuringTheTeardownFinishesIt) {
+    Graph g;
+    Mixed m(g, 200);
+    int finished = 0;
+    while (!finished && cb_is_collecting(g.heap) != 2) ASSERT_EQ(cb_collect_slice(g.heap, 20, &finished, nullptr), CB_OK);
+    ASSERT_FALSE(finished);
+    ASSERT_EQ(cb_is_collecting(g.heap), 2);
+    g.drop(m.head);   // the live chain goes by its counts; only the garbage is left
+    for (int id : m.live) ASSERT_TRUE(g.dead(id));
+    cb_heap_destroy(g.heap);
+    g.heap = nullptr;   // destroyed: the fixture's own teardown has nothing left to do
+    for (int id : m.garbage) EXPECT_TRUE(g.dead(id));
+    EXPECT_EQ(g.live_nodes(), 0u);
+    EXPECT_TRUE(g.anomalies.empty());
+}
+
 // A chain whose every edge points to the node made before, held by its
 // last node: the marking walk passes them all unmarked, and the root's scan
 // then reaches them one by one behind the walk.
@@ -553,8 +604,9 @@ TEST(Incremental, RandomProgramsBetweenSlices) {
                         g.drop(n);
                     }
                     break;
-                case 4:   // a reference taken to any node still allocated (a weakref's get)
-                    if (g.live_nodes() > 0) {
+                case 4:   // a reference taken to any node still allocated (a weakref's get),
+                          // until the garbage is known: its weakrefs are cleared then
+                    if (g.live_nodes() > 0 && cb_is_collecting(g.heap) == 1) {
                         Node *n = g.node_by_id(g.any_live_id(rng()));
                         g.incref(n);
                         held.push_back(n);

@@ -294,9 +294,9 @@ cb_status cb_collect(cb_heap *heap, int generation, cb_collection_stats *stats);
  * that ends the collection, which also fills *stats (both may be NULL).
  * The last slice checks what the others found against the heap as it is
  * then: nothing reachable is freed, whatever the program did; what became
- * garbage during the collection waits for the next one. The last slice
- * costs what the garbage costs (the check, the teardown), not what the
- * heap does. While it runs, cb_is_collecting is true and other collections
+ * garbage during the collection waits for the next one. The check costs
+ * what the garbage costs, not what the heap does, and the garbage's clears
+ * are spread over the slices after it (budget clears each). While it runs, cb_is_collecting is true and other collections
  * are refused (CB_ERR_BUSY); cb_heap_destroy between slices abandons it.
  * With a host interface, host objects are marked in the slices too; the
  * host's stores of host objects need cb_write_barrier_host between slices
@@ -331,6 +331,8 @@ unsigned cb_get_threads(const cb_heap *heap);
 
 /* Statistics of the last finished collection. */
 cb_status cb_last_stats(const cb_heap *heap, cb_collection_stats *stats);
+/* 0: no collection runs; 1: one is counting or marking; 2: its garbage is
+ * known and being torn down (no weakref leads to it any more). */
 int cb_is_collecting(const cb_heap *heap);
 
 /* Automatic collection, as CPython's: generation 0 is collected when
