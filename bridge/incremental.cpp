@@ -27,8 +27,8 @@
 // unmarked one is remembered by position. The slice that finishes the
 // marking then costs what the unmarked nodes cost (the check, the partition
 // of Collection::partition_settled, the teardown's stages up to the
-// resurrection check), not what the heap does; the clears follow, a budget
-// of them a slice (Collection::clear_garbage).
+// resurrection check), not what the heap does; the clears follow, a quarter
+// of the budget's worth a slice (Collection::clear_garbage).
 //
 // Between slices, removals from the generations leave holes (cb_heap::
 // keep_positions), so positions stay valid; the partition fills them from
@@ -40,6 +40,8 @@
 // too; the host's changes between slices come through barriers
 // (cb_host_acquire, cb_write_barrier_host), and its roots are marked again
 // in the last slice (design.md §6b).
+#include <algorithm>
+
 #include "collection.hpp"
 #include "heap.hpp"
 
@@ -96,6 +98,8 @@ bool Collection::walk_set(int last_generation, size_t budget, size_t &done, Step
     return true;
 }
 
+constexpr size_t kUnitsPerClear = 4;
+
 bool Collection::slice(size_t budget) {
     struct InSlice {
         explicit InSlice(cb_heap &h) : heap(h) { heap.in_slice = true; }
@@ -109,7 +113,10 @@ bool Collection::slice(size_t budget) {
         walk_ = Walk::kEnter;
     }
     phase_start_ = std::chrono::steady_clock::now();   // the program's time is no phase's
-    teardown_budget_ = budget;
+    // A clear runs the clear callback and, mostly, a deallocation: about
+    // four times a marking step here (docs/performance.md), so it counts
+    // as four units of the budget.
+    teardown_budget_ = budget ? std::max<size_t>(1, budget / kUnitsPerClear) : 0;
     if (walk_ == Walk::kDone) {   // the teardown goes on where the last slice's budget ended it
         advance();
         return done();

@@ -296,7 +296,7 @@ cb_status cb_collect(cb_heap *heap, int generation, cb_collection_stats *stats);
  * then: nothing reachable is freed, whatever the program did; what became
  * garbage during the collection waits for the next one. The check costs
  * what the garbage costs, not what the heap does, and the garbage's clears
- * are spread over the slices after it (budget clears each). While it runs, cb_is_collecting is true and other collections
+ * are spread over the slices after it (budget / 4 clears each). While it runs, cb_is_collecting is true and other collections
  * are refused (CB_ERR_BUSY); cb_heap_destroy between slices abandons it.
  * With a host interface, host objects are marked in the slices too; the
  * host's stores of host objects need cb_write_barrier_host between slices
