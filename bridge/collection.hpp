@@ -67,11 +67,11 @@ int visit_subtract(void *target, void *arg);   // counted_target, then subtract_
 int visit_mark(void *target, void *arg);       // marks the target if it is a node
 void report_refs_exceed_count(cb_heap &heap, Header *h);
 // One reference to h found: gc_refs loses one. At zero, more references
-// were visited than the count holds: h is reported once and kept alive
-// (a forced root).
-inline void subtract_one(cb_heap &heap, Header *h) {
+// were visited than the count holds: h is kept alive (a forced root) and,
+// with `report`, reported once.
+inline void subtract_one(cb_heap &heap, Header *h, bool report = true) {
     if (h->gc_refs == 0) {
-        if (!h->has(Header::kForcedRoot)) report_refs_exceed_count(heap, h);
+        if (report && !h->has(Header::kForcedRoot)) report_refs_exceed_count(heap, h);
         h->set(Header::kForcedRoot);
         return;
     }

@@ -55,11 +55,8 @@ namespace {
 // fault. The node is kept (a forced root), unreported; a traverse that
 // does visit too much is still reported by the last slice's check.
 int visit_subtract_sliced(void *target, void *arg) {
-    auto *visitor = static_cast<cb_host_visitor *>(arg);
-    Header *h = counted_target(visitor->collection->heap(), target);
-    if (!h) return 0;
-    if (h->gc_refs == 0) h->set(Header::kForcedRoot);
-    else if (h->gc_refs != kCountSaturated) --h->gc_refs;
+    cb_heap &heap = static_cast<cb_host_visitor *>(arg)->collection->heap();
+    if (Header *h = counted_target(heap, target)) subtract_one(heap, h, /*report=*/false);
     return 0;
 }
 
