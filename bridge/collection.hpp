@@ -158,6 +158,8 @@ private:
     // teardown.cpp
     void partition();
     void partition_settled();
+    void to_garbage(Header *h);
+    void settle(Header *h, size_t index);
     void legacy_finish();
     void clear_weakrefs_held_by_garbage();
     template <class Then>

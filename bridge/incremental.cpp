@@ -118,7 +118,6 @@ bool Collection::slice(size_t budget) {
         advance();
         return done();
     }
-    visitor_.follow_host = false;
     unpark_work();
     // Marks mean something once the count is done (entering the set clears them).
     if (walk_ > Walk::kSubtract) scan_new_nodes();

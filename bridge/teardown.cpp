@@ -27,6 +27,19 @@
 
 namespace cb {
 
+void Collection::to_garbage(Header *h) {
+    h->set_place(kGarbage);
+    h->index = static_cast<uint32_t>(heap_.garbage.size());
+    heap_.garbage.push_back(h);
+}
+
+// A survivor joins the destination generation at `index`.
+void Collection::settle(Header *h, size_t index) {
+    h->clear(kSettledFlags);
+    h->set_place(dest_);
+    h->index = static_cast<uint32_t>(index);
+}
+
 void Collection::partition() {
     in_legacy_ = false;
     heap_.garbage.clear();
@@ -41,23 +54,12 @@ void Collection::partition() {
         // Nodes tracked while marking ran are not in the set: live.
         return h->has(Header::kMarked) || !h->has(Header::kInCollectedSet);
     };
-    auto to_garbage = [&](Header *h) {
-        h->set_place(kGarbage);
-        h->index = static_cast<uint32_t>(heap_.garbage.size());
-        heap_.garbage.push_back(h);
-    };
-    auto settle = [&](Header *h, size_t index) {
-        h->clear(kSettledFlags);
-        h->set_place(dest_);
-        h->index = static_cast<uint32_t>(index);
-    };
     // As CPython merges the younger generations onto the end of the one it
     // collects: the destination first, compacted in place (a full
     // collection then allocates no new array), the younger ones after it.
     if (dest_in_set) {
         size_t kept = 0;
         for (Header *h : dest) {
-            if (!h) continue;   // a hole left while an incremental collection ran
             if (!survives(h)) {
                 to_garbage(h);
                 continue;
@@ -74,7 +76,6 @@ void Collection::partition() {
     for (int g = 0; g <= generation_; ++g) {
         if (g == int(dest_)) continue;
         for (Header *h : heap_.generations[g]) {
-            if (!h) continue;
             if (!survives(h)) {
                 to_garbage(h);
                 continue;
@@ -84,7 +85,6 @@ void Collection::partition() {
         }
         heap_.generations[g].clear();
     }
-    heap_.close_holes();   // none left in the set's generations; removals fill gaps again
     if (dest_ == kGen2 && !full()) heap_.long_lived_pending += dest.size() - before;
     stats_.garbage = heap_.garbage.size() + legacy_kept_.size();
     partitioned_ = true;
@@ -105,18 +105,13 @@ void Collection::partition_settled() {
             h->clear(kSettledFlags);
             continue;
         }
-        heap_.generations[g][i] = nullptr;
-        heap_.holes[g].push_back(i);
-        h->set_place(kGarbage);
-        h->index = static_cast<uint32_t>(heap_.garbage.size());
-        heap_.garbage.push_back(h);
+        heap_.remove(h);   // a hole, while positions are kept
+        to_garbage(h);
     }
     heap_.close_holes();
     for (Place g : {kGen0, kGen1}) {
         for (Header *h : heap_.generations[g]) {
-            h->clear(kSettledFlags);
-            h->set_place(kGen2);
-            h->index = static_cast<uint32_t>(dest.size());
+            settle(h, dest.size());
             dest.push_back(h);
         }
         heap_.generations[g].clear();
