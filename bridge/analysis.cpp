@@ -21,6 +21,7 @@ cb_status Collection::find_unreachable(std::vector<void *> &out) {
             h->clear(Header::kInCollectedSet | Header::kMarked | Header::kForcedRoot);
         }
     }
+    if (heap_.refs_in_headers) heap_.restore_positions(generation_);
     work_.clear();
     host_work_.clear();
     if (drive_ == Drive::kBridge) {

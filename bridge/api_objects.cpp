@@ -129,17 +129,17 @@ void *cb_alloc(cb_heap *heap, const cb_type *type, size_t size) {
         return nullptr;
     }
     if (heap->automatic && !heap->running) cb_collect_if_due(heap);
-    if (size > SIZE_MAX - sizeof(cb::IntrusiveBlock)) {
+    if (size > SIZE_MAX / 2) {
         heap->misuse(CB_ERR_NO_MEMORY, nullptr, "cb_alloc");
         return nullptr;
     }
-    static_assert(alignof(std::max_align_t) >= 16, "malloc must give the header's alignment");
-    auto *h = static_cast<Header *>(std::calloc(1, sizeof(cb::IntrusiveBlock) + size));
+    static_assert(alignof(std::max_align_t) >= 16, "large blocks rely on malloc's 16-byte alignment");
+    Header *h = heap->blocks.allocate(size);
     if (!h) {
         heap->misuse(CB_ERR_NO_MEMORY, nullptr, "cb_alloc");
         return nullptr;
     }
-    h->meta = initial_meta(type);
+    h->meta |= initial_meta(type);
     void *obj = cb::object_of(h);
     heap->ever_intrusive = true;
     heap->live_allocations++;
@@ -164,12 +164,20 @@ void *cb_realloc(cb_heap *heap, void *obj, size_t new_size) {
         heap->misuse_node(CB_ERR_BAD_ARGUMENT, h, "cb_realloc of an object with weak references");
         return nullptr;
     }
-    auto *moved = static_cast<Header *>(std::realloc(h, sizeof(cb::IntrusiveBlock) + new_size));
+    if (new_size <= heap->blocks.capacity(h)) return obj;   // shrinking keeps the block
+    Header *moved = new_size > SIZE_MAX / 2 ? nullptr : heap->blocks.allocate(new_size);
     if (!moved) {
         heap->misuse(CB_ERR_NO_MEMORY, obj, "cb_realloc");
         return nullptr;
     }
     void *now = cb::object_of(moved);
+    std::memcpy(now, obj, heap->blocks.capacity(h));
+    moved->meta |= h->meta & ~Header::kLargeBlock;
+    if (h->has(Header::kHostHeld)) {
+        heap->set_host_refs(moved, heap->host_refs(h));
+        heap->set_host_refs(h, 0);
+    }
+    heap->blocks.release(h);
     if (heap->verify() && now != obj) {
         heap->live_objects.erase(obj);
         heap->live_objects.insert(now);
@@ -292,13 +300,14 @@ cb_status cb_host_acquire(cb_heap *heap, void *obj) {
     if (!heap) return CB_ERR_NULL_ARGUMENT;
     Header *h = heap->checked_header(obj, "cb_host_acquire");
     if (!h) return heap->no_header_status(obj);
-    if (h->host_refs == UINT32_MAX) return heap->misuse_node(CB_ERR_OVERFLOW, h, "cb_host_acquire");
+    uint32_t host_refs = heap->host_refs(h);
+    if (host_refs == UINT32_MAX) return heap->misuse_node(CB_ERR_OVERFLOW, h, "cb_host_acquire");
     if (!h->handle_managed()) {
         intptr_t c = heap->count(h);
         if (c == INTPTR_MAX) return heap->misuse_node(CB_ERR_OVERFLOW, h, "cb_host_acquire");
         heap->set_count(h, c + 1);
     }
-    h->host_refs++;
+    heap->set_host_refs(h, host_refs + 1);
     // A live host object took garbage during teardown: it is resurrected.
     if (heap->running && h->place() == cb::kGarbage) h->set(Header::kForcedRoot);
     // Between an incremental collection's slices, the holder may have been
@@ -311,12 +320,13 @@ cb_status cb_host_release(cb_heap *heap, void *obj) {
     if (!heap) return CB_ERR_NULL_ARGUMENT;
     Header *h = heap->checked_header(obj, "cb_host_release");
     if (!h) return heap->no_header_status(obj);
-    if (h->host_refs == 0) return heap->misuse_node(CB_ERR_UNDERFLOW, h, "cb_host_release without cb_host_acquire");
+    uint32_t host_refs = heap->host_refs(h);
+    if (host_refs == 0) return heap->misuse_node(CB_ERR_UNDERFLOW, h, "cb_host_release without cb_host_acquire");
     if (!h->handle_managed() && heap->count(h) <= 0)
         return heap->misuse_node(CB_ERR_UNDERFLOW, h, "cb_host_release");
-    h->host_refs--;
+    heap->set_host_refs(h, host_refs - 1);
     if (!h->handle_managed()) heap->release(h);
-    else if (h->host_refs == 0 && h->has(Header::kCondemned) && heap->count(h) <= 0) heap->deallocate(h);
+    else if (host_refs == 1 && h->has(Header::kCondemned) && heap->count(h) <= 0) heap->deallocate(h);
     return CB_OK;
 }
 

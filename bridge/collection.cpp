@@ -121,6 +121,7 @@ bool Collection::advance() {
 // A traverse threw before the garbage was known: nothing can be freed
 // safely, so the collection ends with the heap as it was.
 void Collection::abort_before_teardown() {
+    if (heap_.refs_in_headers) heap_.restore_positions(generation_);
     for (int g = 0; g <= generation_; ++g)
         for (Header *h : heap_.generations[g])
             if (h) h->clear(Header::kInCollectedSet | Header::kMarked | Header::kForcedRoot);
@@ -148,6 +149,7 @@ void Collection::finish() {
     if (full()) {
         heap_.long_lived_pending = 0;
         heap_.long_lived_total = heap_.generations[kGen2].size();
+        heap_.blocks.trim();   // memory the heap has not needed for a whole interval
     }
 
     heap_.last_stats = stats_;

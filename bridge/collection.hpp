@@ -47,9 +47,10 @@ enum class Drive { kNone, kBridge, kHost };
 // The in-order walk's step for a node of the set (marking.cpp,
 // parallel.cpp): the node is passed, and is to be scanned now if it was
 // marked ahead of the walk or is a root (then marked, and counted).
-inline bool walk_reaches(Header *h, uint64_t &roots) {
+// gc_refs is read only for nodes not marked yet (most are, ahead of the walk).
+inline bool walk_reaches(Header *h, const uint32_t &gc_refs, uint64_t &roots) {
     bool scan = h->has(Header::kMarked);
-    if (!scan && (h->gc_refs > 0 || h->has(Header::kForcedRoot))) {
+    if (!scan && (gc_refs > 0 || h->has(Header::kForcedRoot))) {
         roots++;
         h->set(Header::kMarked);
         scan = true;
@@ -69,13 +70,13 @@ void report_refs_exceed_count(cb_heap &heap, Header *h);
 // One reference to h found: gc_refs loses one. At zero, more references
 // were visited than the count holds: h is kept alive (a forced root) and,
 // with `report`, reported once.
-inline void subtract_one(cb_heap &heap, Header *h, bool report = true) {
-    if (h->gc_refs == 0) {
+inline void subtract_one(cb_heap &heap, Header *h, uint32_t &gc_refs, bool report = true) {
+    if (gc_refs == 0) {
         if (report && !h->has(Header::kForcedRoot)) report_refs_exceed_count(heap, h);
         h->set(Header::kForcedRoot);
         return;
     }
-    if (h->gc_refs != kCountSaturated) --h->gc_refs;
+    if (gc_refs != kCountSaturated) --gc_refs;
 }
 // A count as gc_refs: capped below the parallel mark's states.
 inline uint32_t saturate(intptr_t v) {

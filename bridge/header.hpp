@@ -1,5 +1,8 @@
-// The per-node header: 16 bytes in front of every object from cb_alloc, or
-// in a side record for objects tracked with cb_track_external.
+// The per-node header: 8 bytes in front of every object from cb_alloc, or
+// in a side record for objects tracked with cb_track_external. What a node
+// needs only now and then lives beside the heap instead: its count during
+// a collection (cb_heap::refs, by position) and its references from host
+// objects (cb_heap::host_refs, for the few nodes that have any).
 #pragma once
 
 #include <cstddef>
@@ -23,20 +26,17 @@ enum Place : uint32_t {
 struct Header {
     // Position in the array of `place` (a generation, or the garbage list).
     uint32_t index;
-    // type id (19 bits) | place (3 bits) | flags.
+    // type id (17 bits) | place (3 bits) | flags.
     uint32_t meta;
-    // Trial-deletion scratch: external references found. Valid during a
-    // collection only, for nodes in the collected set.
-    uint32_t gc_refs;
-    // References held by host objects (cb_host_acquire).
-    uint32_t host_refs;
 
-    static constexpr uint32_t kTypeBits = 19;
+    static constexpr uint32_t kTypeBits = 17;
     static constexpr uint32_t kTypeMask = (1u << kTypeBits) - 1;
     static constexpr uint32_t kPlaceShift = kTypeBits;
     static constexpr uint32_t kPlaceMask = 7u << kPlaceShift;
 
     // Flags.
+    static constexpr uint32_t kHostHeld = 1u << 20;      // has an entry in cb_heap::host_refs
+    static constexpr uint32_t kLargeBlock = 1u << 21;    // its block came from malloc, not a pool
     static constexpr uint32_t kPassed = 1u << 22;        // behind the linear mark's scan (marking.cpp)
     static constexpr uint32_t kFinalized = 1u << 23;     // finalizer has run
     static constexpr uint32_t kMarked = 1u << 24;        // reachable (during a collection)
@@ -59,14 +59,12 @@ struct Header {
     bool handle_managed() const { return has(kHandleManaged); }
     bool tracked() const { return place() <= kGarbage; }
 };
-static_assert(sizeof(Header) == 16, "the header is part of the per-object overhead budget");
+static_assert(sizeof(Header) == 8, "the header is part of the per-object overhead budget");
 
-// Objects from cb_alloc: the header sits right before the object, which
-// keeps the 16-byte alignment malloc gives.
-struct alignas(16) IntrusiveBlock {
-    Header header;
-};
-static_assert(sizeof(IntrusiveBlock) == 16);
+// Objects from cb_alloc: the header sits right before the object, at an
+// address 8 past a multiple of 16, so that the object is 16-byte aligned
+// (node_allocator.hpp lays blocks out that way).
+constexpr size_t kHeaderSize = sizeof(Header);
 
 // Objects tracked by cb_track_external: the header and a back pointer.
 struct ExternalRecord {
@@ -76,14 +74,14 @@ struct ExternalRecord {
 
 inline void *object_of(Header *h) {
     if (h->has(Header::kExternal)) return reinterpret_cast<ExternalRecord *>(h)->object;
-    return reinterpret_cast<char *>(h) + sizeof(IntrusiveBlock);
+    return reinterpret_cast<char *>(h) + kHeaderSize;
 }
 inline Header *intrusive_header_of(const void *obj) {
-    return reinterpret_cast<Header *>(const_cast<char *>(static_cast<const char *>(obj)) - sizeof(IntrusiveBlock));
+    return reinterpret_cast<Header *>(const_cast<char *>(static_cast<const char *>(obj)) - kHeaderSize);
 }
 
-// gc_refs saturates here; the values above it are the parallel mark's
-// states (parallel.cpp).
+// gc_refs saturates here: a node with that many references from outside
+// the set is a root whatever is subtracted.
 constexpr uint32_t kCountSaturated = UINT32_MAX - 4;
 
 }  // namespace cb

@@ -15,6 +15,7 @@ cb_heap::cb_heap(const cb_heap_options &opts) : options(opts) {
 
 cb_heap::~cb_heap() {
     for (auto &[obj, record] : externals) delete record;
+    if (live_allocations != 0) blocks.leak_regions();   // the program may still use them
     if (live_allocations != 0)
         report(CB_REPORT_LEAKED_AT_DESTROY, CB_OK, nullptr,
                "heap destroyed with %llu objects from cb_alloc still allocated",
@@ -147,11 +148,29 @@ void cb_heap::remove(Header *h) {
     } else if (p <= cb::kPermanent) {
         auto &arr = generations[p];
         Header *last = arr.back();
-        arr[h->index] = last;
-        last->index = h->index;
+        if (refs_in_headers) {
+            // The set's nodes hold gc_refs where their position would be
+            // (a traverse untracking a node: hostile, and rare).
+            auto holds_refs = [](const Header *n) { return n->has(Header::kInCollectedSet); };
+            uint32_t position = holds_refs(h) ? uint32_t(std::find(arr.begin(), arr.end(), h) - arr.begin())
+                                              : h->index;
+            arr[position] = last;
+            if (!holds_refs(last)) last->index = position;
+        } else {
+            arr[h->index] = last;
+            if (refs[p].size() > last->index) refs[p][h->index] = refs[p][last->index];
+            last->index = h->index;
+        }
         arr.pop_back();
     }
     h->set_place(cb::kUntracked);
+}
+
+void cb_heap::restore_positions(int last_generation) {
+    for (int g = 0; g <= last_generation; ++g)
+        for (size_t i = 0; i < generations[g].size(); ++i)
+            if (Header *h = generations[g][i]) h->index = uint32_t(i);
+    refs_in_headers = false;
 }
 
 void cb_heap::close_holes() {
@@ -164,6 +183,7 @@ void cb_heap::close_holes() {
             if (position >= gen.size()) continue;
             Header *last = gen.back();
             gen[position] = last;
+            if (refs[g].size() > last->index) refs[g][position] = refs[g][last->index];
             last->index = position;
             gen.pop_back();
         }
@@ -210,6 +230,7 @@ void run_dealloc(cb_heap &heap, Header *h) {
             heap.externals.erase(it);
             if (heap.verify()) heap.live_objects.erase(obj);
         }
+        if (h->has(Header::kHostHeld)) heap.set_host_refs(h, 0);
         delete reinterpret_cast<cb::ExternalRecord *>(h);
     }
 }
@@ -245,7 +266,18 @@ void cb_heap::free_memory(Header *h) {
     weakrefs.orphan(obj);
     if (running) running->stats().freed++;
     if (verify()) live_objects.erase(obj);
+    if (h->has(Header::kHostHeld)) set_host_refs(h, 0);   // a later node may take this address
     h->meta = (h->meta & ~Header::kPlaceMask) | (uint32_t(cb::kFreed) << Header::kPlaceShift);
     --live_allocations;
-    std::free(h);
+    blocks.release(h);
+}
+
+void cb_heap::set_host_refs(Header *h, uint32_t n) {
+    if (n == 0) {
+        host_held.erase(h);
+        h->clear(Header::kHostHeld);
+    } else {
+        host_held[h] = n;
+        h->set(Header::kHostHeld);
+    }
 }

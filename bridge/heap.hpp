@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <cassert>
 #include <cstdarg>
 #include <cstdint>
 #include <memory>
@@ -15,6 +16,7 @@
 
 #include "cyclebridge/cyclebridge.h"
 #include "header.hpp"
+#include "node_allocator.hpp"
 #include "type_info.hpp"
 #include "weakrefs.hpp"
 
@@ -92,6 +94,38 @@ struct cb_heap {
     size_t generation_size(int g) const { return generations[g].size() - holes[g].size(); }
     void move(cb::Header *h, cb::Place p) { remove(h); append(h, p); }
 
+    // ---- side tables ------------------------------------------------------
+    // Trial deletion's scratch (CPython's gc_refs): for each node of the
+    // collected set, its count less the references found so far. Valid
+    // during a collection, for nodes of the set only. Two homes:
+    // - a stop-the-world collection keeps it in the header's `index` from
+    //   the count to the partition, which writes every position afresh (as
+    //   CPython borrows _gc_prev): nothing moves nodes in between but a
+    //   hostile traverse, which remove() handles;
+    // - collections the program runs in the middle of (incremental,
+    //   host-driven) and the teardown's recounts keep it beside the arrays,
+    //   at the node's place and position; remove() carries an entry along
+    //   when it moves a node.
+    bool refs_in_headers = false;
+    std::array<std::vector<uint32_t>, 5> refs;   // generations 0-3, the garbage list
+    uint32_t &gc_refs(cb::Header *h) {
+        if (refs_in_headers) return h->index;
+        assert(h->place() <= cb::kGarbage && h->index < refs[h->place()].size());
+        return refs[h->place()][h->index];
+    }
+    // Ends refs_in_headers early (no partition): positions written again.
+    void restore_positions(int last_generation);
+    void size_refs(cb::Place p) {
+        if (refs[p].size() < array_of(p).size()) refs[p].resize(array_of(p).size());
+    }
+    // References held by host objects (cb_host_acquire), for the few nodes
+    // that have any (flag kHostHeld).
+    std::unordered_map<const cb::Header *, uint32_t> host_held;
+    uint32_t host_refs(const cb::Header *h) const {
+        return h->has(cb::Header::kHostHeld) ? host_held.find(h)->second : 0;
+    }
+    void set_host_refs(cb::Header *h, uint32_t n);
+
     // ---- counts -----------------------------------------------------------
     intptr_t count(cb::Header *h) { return type_of(h).count(cb::object_of(h)); }
     void set_count(cb::Header *h, intptr_t v) { type_of(h).set_count(cb::object_of(h), v); }
@@ -113,6 +147,9 @@ struct cb_heap {
 
     // ---- state ------------------------------------------------------------
     cb_heap_options options;
+    // Memory of the objects from cb_alloc; declared before the tables that
+    // point into it, so it is destroyed after them.
+    cb::NodeAllocator blocks;
     bool verify() const { return (options.flags & CB_HEAP_VERIFY) != 0; }
 
     std::vector<std::unique_ptr<cb_type>> types;

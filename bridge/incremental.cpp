@@ -56,7 +56,7 @@ namespace {
 // does visit too much is still reported by the last slice's check.
 int visit_subtract_sliced(void *target, void *arg) {
     cb_heap &heap = static_cast<cb_host_visitor *>(arg)->collection->heap();
-    if (Header *h = counted_target(heap, target)) subtract_one(heap, h, /*report=*/false);
+    if (Header *h = counted_target(heap, target)) subtract_one(heap, h, heap.gc_refs(h), /*report=*/false);
     return 0;
 }
 
@@ -65,7 +65,7 @@ int visit_subtract_unmarked(void *target, void *arg) {
     cb_heap &heap = visitor->collection->heap();
     Header *h = counted_target(heap, target);
     if (h && !h->has(Header::kMarked))
-        subtract_one(heap, h);
+        subtract_one(heap, h, heap.gc_refs(h));
     return 0;
 }
 
@@ -128,6 +128,9 @@ bool Collection::slice(size_t budget) {
         if (!drain_within(budget, done)) break;
         switch (walk_) {
         case Walk::kEnter:
+            // Nodes made since the last slice may enter too (generation 0
+            // grows at its end): their scratch entries must exist.
+            for (int g = 0; g <= generation_; ++g) heap_.size_refs(Place(g));
             if (walk_set(generation_, budget, done, [this](Header *h) {
                     enter_set(h);
                     stats_.examined++;
@@ -167,7 +170,7 @@ bool Collection::slice(size_t budget) {
             visitor_.follow_host = drive_ != Drive::kNone;
             in_order_ = true;
             if (walk_set(generation_, budget, done, [this, budget, &done](Header *h) {
-                    if (!walk_reaches(h, stats_.roots)) return;
+                    if (!walk_reaches(h, heap_.gc_refs(h), stats_.roots)) return;
                     scan(h);
                     drain_within(budget, done);
                 }))
@@ -283,7 +286,7 @@ void Collection::recheck_unmarked() {
             h->set(Header::kForcedRoot);
             external = 0;
         }
-        h->gc_refs = saturate(external);
+        heap_.gc_refs(h) = saturate(external);
     }
     visitor_.follow_host = false;
     for (Header *h : unmarked) {
@@ -295,7 +298,7 @@ void Collection::recheck_unmarked() {
         }
     }
     for (Header *h : unmarked) {
-        if (h->has(Header::kMarked) || !(h->gc_refs > 0 || h->has(Header::kForcedRoot))) continue;
+        if (h->has(Header::kMarked) || !(heap_.gc_refs(h) > 0 || h->has(Header::kForcedRoot))) continue;
         mark_node(h);
         drain(0);
     }

@@ -82,7 +82,7 @@ void Collection::mark_set_in_order() {
         auto &gen = heap_.generations[g];
         for (size_t i = 0; i < gen.size() && !failed_; ++i) {
             Header *h = gen[i];
-            if (!h->has(Header::kInCollectedSet) || !walk_reaches(h, stats_.roots)) continue;
+            if (!h->has(Header::kInCollectedSet) || !walk_reaches(h, heap_.gc_refs(h), stats_.roots)) continue;
             scan(h);
             if (!work_.empty()) drain(0);
         }

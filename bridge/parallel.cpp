@@ -144,7 +144,7 @@ void read_sent(Worker &w, Act act) {
 
 // A visited pointer of this worker's: subtracted if it is a counted node.
 void subtract_visited(Worker &w, void *target) {
-    if (Header *h = counted_target(w.shared->heap, target)) subtract_one(w.shared->heap, h);
+    if (Header *h = counted_target(w.shared->heap, target)) subtract_one(w.shared->heap, h, w.shared->heap.gc_refs(h));
 }
 
 // A visit: a pointer of this worker's is acted on at once, another's goes
@@ -200,7 +200,7 @@ void drain_stack(Worker &w) {
 void mark_own_nodes(Worker &w) {
     Shared &s = *w.shared;
     s.owners.for_each(s.heap, w.self, [&](Header *h) {
-        if (!h->has(Header::kInCollectedSet) || !walk_reaches(h, w.roots)) return;
+        if (!h->has(Header::kInCollectedSet) || !walk_reaches(h, w.shared->heap.gc_refs(h), w.roots)) return;
         traverse(w, h, visit_mark_parallel);
         drain_stack(w);
     });

@@ -47,6 +47,7 @@ void Collection::partition() {
         partition_settled();
         return;
     }
+    heap_.refs_in_headers = false;   // every position of the set is written below
     auto &dest = heap_.generations[dest_];
     const bool dest_in_set = int(dest_) <= generation_;
     size_t before = dest_in_set ? 0 : dest.size();
@@ -280,7 +281,7 @@ void Collection::survivors_start() {
     if (failed_) return;
     auto &garbage = heap_.garbage;
     for (Header *h : garbage) {
-        if (!h || !(h->gc_refs > 0 || h->has(Header::kForcedRoot))) continue;
+        if (!h || !(heap_.gc_refs(h) > 0 || h->has(Header::kForcedRoot))) continue;
         heap_.report_node(CB_REPORT_SURVIVED_CLEAR, CB_OK, h,
                      "garbage %p is referenced from outside the garbage after clear; kept", object_of(h));
         h->set(Header::kForcedRoot);   // reported
@@ -303,7 +304,7 @@ void Collection::survivors_finish() {
     for (size_t i = 0; i < garbage.size(); ++i) {
         Header *h = garbage[i];
         if (!h || !h->handle_managed() || h->has(Header::kMarked)) continue;
-        if (h->host_refs > 0) {
+        if (heap_.host_refs(h) > 0) {
             // Dead host objects still point here; their sweep releases it.
             h->set(Header::kCondemned);
             continue;
@@ -314,7 +315,7 @@ void Collection::survivors_finish() {
     for (size_t i = 0; i < garbage.size(); ++i) {
         Header *h = garbage[i];
         if (!h) continue;
-        intptr_t dead_host = subtract_host_refs_ ? intptr_t(h->host_refs) : 0;
+        intptr_t dead_host = subtract_host_refs_ ? intptr_t(heap_.host_refs(h)) : 0;
         if (!h->has(Header::kForcedRoot) && !h->handle_managed() && heap_.count(h) > dead_host)
             heap_.report_node(CB_REPORT_SURVIVED_CLEAR, CB_OK, h,
                          "garbage %p survives: no clear broke the cycle holding it", object_of(h));

@@ -19,7 +19,7 @@ int visit_subtract(void *target, void *arg) {
     auto *visitor = static_cast<cb_host_visitor *>(arg);
     cb_heap &heap = visitor->collection->heap();
     if (Header *h = counted_target(heap, target))
-        subtract_one(heap, h);
+        subtract_one(heap, h, heap.gc_refs(h));
     return 0;
 }
 
@@ -59,7 +59,7 @@ void Collection::enter_set(Header *h) {
         h->set(Header::kForcedRoot);
         external = 0;
     }
-    h->gc_refs = saturate(external);
+    heap_.gc_refs(h) = saturate(external);
 }
 
 // A node's count less the references the collector will account for
@@ -67,7 +67,7 @@ void Collection::enter_set(Header *h) {
 // when a host is marked; a handle-managed count holds only handles, and its
 // host references are roots when no host is marked.
 intptr_t Collection::external_count(const Header *h, intptr_t count) const {
-    intptr_t host = intptr_t(h->host_refs);
+    intptr_t host = intptr_t(heap_.host_refs(h));
     if (h->handle_managed()) return count + (subtract_host_refs_ ? 0 : host);
     return count - (subtract_host_refs_ ? host : 0);
 }
@@ -81,6 +81,11 @@ void Collection::count() {
     size_t set_size = 0;
     for (int g = 0; g <= generation_; ++g) set_size += heap_.generations[g].size();
     stats_.examined += set_size;
+    // Until the partition the program does not run, unless the host drives
+    // (heap.hpp, refs).
+    heap_.refs_in_headers = drive_ != Drive::kHost;
+    if (!heap_.refs_in_headers)
+        for (int g = 0; g <= generation_; ++g) heap_.size_refs(Place(g));
     const bool parallel = parallel_ok(set_size);
     if (parallel) {
         parallel_count();
@@ -116,10 +121,11 @@ void Collection::count() {
 // references from outside the garbage, which user code made.
 void Collection::recount_garbage() {
     auto &garbage = heap_.garbage;
+    heap_.size_refs(kGarbage);
     for (Header *h : garbage) {
         if (!h) continue;
         intptr_t external = external_count(h, heap_.count(h));
-        h->gc_refs = saturate(external < 0 ? 0 : external);
+        heap_.gc_refs(h) = saturate(external < 0 ? 0 : external);
     }
     visitor_.follow_host = false;
     for (size_t i = 0; i < garbage.size() && !failed_; ++i) {
@@ -141,7 +147,7 @@ void Collection::resurrect_start() {
     recount_garbage();
     if (failed_) return;
     for (Header *h : heap_.garbage)
-        if (h && (h->gc_refs > 0 || h->has(Header::kForcedRoot))) mark_node(h);
+        if (h && (heap_.gc_refs(h) > 0 || h->has(Header::kForcedRoot))) mark_node(h);
 }
 
 void Collection::traverse_failed(Header *h, const char *phase) {

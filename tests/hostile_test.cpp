@@ -34,6 +34,52 @@ TEST(Hostile, TraverseVisitsUntrackedNode) {
     expect_collector_still_works(g);
 }
 
+TEST(Hostile, TraverseUntracksAndTracksNodesOfTheSet) {
+    // During a stop-the-world count the set's headers hold trial deletion's
+    // scratch where their positions would be (heap.hpp): a traverse that
+    // untracks a node of the set must still take out the right one, and
+    // the node moved into its place must keep its scratch.
+    Graph g(CB_HEAP_NO_AUTO_COLLECT);
+    std::vector<Node *> live;
+    for (int i = 0; i < 8; ++i) live.push_back(g.rc());   // held by the program: roots
+    Node *a = g.rc(), *b = g.rc();
+    int ia = a->id, ib = b->id;
+    g.link(a, b);
+    g.link(b, a);
+    live.push_back(g.rc());   // last in generation 0: moved into the victim's place
+    std::vector<int> live_ids;
+    for (Node *n : live) live_ids.push_back(n->id);
+    Node *made = nullptr;
+    Node *victim = live[0];
+    bool once = true;
+    a->on_traverse = [&](Node &n, cb_visit_fn visit, void *arg) {
+        if (once) {
+            once = false;
+            EXPECT_EQ(cb_untrack(g.heap, victim), CB_OK);
+            made = g.rc();   // tracked during the count: not in the set
+        }
+        return n.traverse_default(visit, arg);
+    };
+    g.drop(a);
+    g.drop(b);
+    ASSERT_EQ(g.full(), CB_OK);
+    for (int id : live_ids) EXPECT_TRUE(g.alive(id)) << "a root lost its count when it was moved";
+    EXPECT_TRUE(g.dead(ia));
+    EXPECT_TRUE(g.dead(ib));
+    ASSERT_NE(made, nullptr);
+    EXPECT_FALSE(cb_is_tracked(g.heap, victim));
+    EXPECT_EQ(cb_generation_size(g.heap, 2), 9u) << "eight live nodes and the one made during the count";
+    // Positions are right again: untracking each node takes out that node.
+    ASSERT_EQ(cb_track(g.heap, victim), CB_OK);
+    for (Node *n : live) ASSERT_EQ(cb_untrack(g.heap, n), CB_OK);
+    ASSERT_EQ(cb_untrack(g.heap, made), CB_OK);
+    EXPECT_EQ(cb_generation_size(g.heap, 0) + cb_generation_size(g.heap, 1) + cb_generation_size(g.heap, 2), 0u);
+    for (Node *n : live) ASSERT_EQ(cb_track(g.heap, n), CB_OK);
+    ASSERT_EQ(cb_track(g.heap, made), CB_OK);
+    expect_collector_still_works(g);
+    for (int id : live_ids) EXPECT_TRUE(g.alive(id));
+}
+
 TEST(Hostile, UntrackedVisitReportNamesTheType) {
     Graph g;
     Node *u = g.make(HM(), /*track=*/false);
@@ -53,8 +99,8 @@ TEST(Hostile, TraverseVisitsFreedPointerUnderVerify) {
     Graph g(CB_HEAP_VERIFY | CB_HEAP_NO_AUTO_COLLECT);
     Node *f = g.rc();
     void *stale = f;
+    Node *a = g.rc(), *b = g.rc();   // before the free, which would hand f's block out again
     g.drop(f);   // freed now
-    Node *a = g.rc(), *b = g.rc();
     int ia = a->id, ib = b->id;
     g.link(a, b);
     g.link(b, a);
