@@ -23,6 +23,24 @@
 namespace cb {
 class Collection;
 class WorkerPool;
+
+// A side array of gc_refs by position, in chunks of 2^16 entries made as
+// positions need them: an incremental slice zeroes at most a chunk's
+// 256 KiB at a time, never a whole array. Released when a collection ends.
+class RefsArray {
+public:
+    uint32_t &operator[](uint32_t i) { return chunks_[i >> kChunkBits][i & (kChunk - 1)]; }
+    size_t size() const { return chunks_.size() * kChunk; }
+    void cover(size_t n) {
+        while (size() < n) chunks_.emplace_back(new uint32_t[kChunk]());
+    }
+    void release() { chunks_.clear(); }
+
+private:
+    static constexpr uint32_t kChunkBits = 16;
+    static constexpr size_t kChunk = size_t(1) << kChunkBits;
+    std::vector<std::unique_ptr<uint32_t[]>> chunks_;
+};
 }
 
 struct cb_heap {
@@ -107,7 +125,7 @@ struct cb_heap {
     //   at the node's place and position; remove() carries an entry along
     //   when it moves a node.
     bool refs_in_headers = false;
-    std::array<std::vector<uint32_t>, 5> refs;   // generations 0-3, the garbage list
+    std::array<cb::RefsArray, 5> refs;   // generations 0-3, the garbage list
     uint32_t &gc_refs(cb::Header *h) {
         if (refs_in_headers) return h->index;
         assert(h->place() <= cb::kGarbage && h->index < refs[h->place()].size());
@@ -115,9 +133,7 @@ struct cb_heap {
     }
     // Ends refs_in_headers early (no partition): positions written again.
     void restore_positions(int last_generation);
-    void size_refs(cb::Place p) {
-        if (refs[p].size() < array_of(p).size()) refs[p].resize(array_of(p).size());
-    }
+    void size_refs(cb::Place p) { refs[p].cover(array_of(p).size()); }
     // References held by host objects (cb_host_acquire), for the few nodes
     // that have any (flag kHostHeld).
     std::unordered_map<const cb::Header *, uint32_t> host_held;

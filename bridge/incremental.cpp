@@ -128,10 +128,8 @@ bool Collection::slice(size_t budget) {
         if (!drain_within(budget, done)) break;
         switch (walk_) {
         case Walk::kEnter:
-            // Nodes made since the last slice may enter too (generation 0
-            // grows at its end): their scratch entries must exist.
-            for (int g = 0; g <= generation_; ++g) heap_.size_refs(Place(g));
             if (walk_set(generation_, budget, done, [this](Header *h) {
+                    heap_.refs[h->place()].cover(size_t(h->index) + 1);   // a chunk at a time
                     enter_set(h);
                     stats_.examined++;
                 }))

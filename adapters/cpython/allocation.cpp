@@ -1,6 +1,6 @@
 // Allocation, tracking and deallocation of objects (objimpl.h): every
 // object the adapter makes, GC type or not, comes from cb_alloc, with the
-// core's 16-byte header where CPython keeps its PyGC_Head. Untracked
+// core's 8-byte header where CPython keeps its PyGC_Head. Untracked
 // objects are nodes the collector does not scan; Py_INCREF and Py_DECREF
 // work on ob_refcnt directly, which is the core's count.
 #include <cstring>

@@ -155,7 +155,7 @@ const char *cb_type_name(const cb_type *type);
 /* Objects                                                              */
 /* ------------------------------------------------------------------ */
 
-/* Allocates size zeroed bytes behind an intrusive header (16 bytes, found
+/* Allocates size zeroed bytes behind an intrusive header (8 bytes, found
  * from the object pointer without a lookup), 16-byte aligned. The object is
  * untracked and its count is 1: the caller holds the one reference (or the
  * one handle). May run an automatic collection first, as CPython does. */
