@@ -12,16 +12,7 @@
 
 #include "cyclebridge/cyclebridge.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define CBT_HAVE_LSAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CBT_HAVE_LSAN 1
-#endif
-#endif
-#ifdef CBT_HAVE_LSAN
-#include <sanitizer/lsan_interface.h>
-#endif
+#include "support/lsan.hpp"
 
 namespace {
 

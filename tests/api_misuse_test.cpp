@@ -5,16 +5,7 @@
 
 #include <set>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define CBT_HAVE_LSAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CBT_HAVE_LSAN 1
-#endif
-#endif
-#ifdef CBT_HAVE_LSAN
-#include <sanitizer/lsan_interface.h>
-#endif
+#include "support/lsan.hpp"
 
 using namespace cbt;
 
