@@ -78,7 +78,7 @@ inline void subtract_one(cb_heap &heap, Header *h, uint32_t &gc_refs, bool repor
     }
     if (gc_refs != kCountSaturated) --gc_refs;
 }
-// A count as gc_refs: capped below the parallel mark's states.
+// A count as gc_refs, capped at kCountSaturated.
 inline uint32_t saturate(intptr_t v) {
     return v >= intptr_t(kCountSaturated) ? kCountSaturated : static_cast<uint32_t>(v);
 }

@@ -158,7 +158,7 @@ void cb_heap::remove(Header *h) {
             if (!holds_refs(last)) last->index = position;
         } else {
             arr[h->index] = last;
-            if (refs[p].size() > last->index) refs[p][h->index] = refs[p][last->index];
+            carry_refs(p, last->index, h->index);
             last->index = h->index;
         }
         arr.pop_back();
@@ -183,7 +183,7 @@ void cb_heap::close_holes() {
             if (position >= gen.size()) continue;
             Header *last = gen.back();
             gen[position] = last;
-            if (refs[g].size() > last->index) refs[g][position] = refs[g][last->index];
+            carry_refs(cb::Place(g), last->index, position);
             last->index = position;
             gen.pop_back();
         }

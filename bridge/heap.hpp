@@ -134,6 +134,11 @@ struct cb_heap {
     // Ends refs_in_headers early (no partition): positions written again.
     void restore_positions(int last_generation);
     void size_refs(cb::Place p) { refs[p].cover(array_of(p).size()); }
+    // A node of place p moves from one position to another: its side entry
+    // goes along (when the side array reaches that far).
+    void carry_refs(cb::Place p, uint32_t from, uint32_t to) {
+        if (refs[p].size() > from) refs[p][to] = refs[p][from];
+    }
     // References held by host objects (cb_host_acquire), for the few nodes
     // that have any (flag kHostHeld).
     std::unordered_map<const cb::Header *, uint32_t> host_held;
