@@ -151,8 +151,8 @@ void Collection::finish() {
         heap_.long_lived_total = heap_.generations[kGen2].size();
         heap_.blocks.trim();   // memory the heap has not needed for a whole interval
     }
+    for (auto &side : heap_.refs) side.collection_ended(full());
 
-    for (auto &side : heap_.refs) side.release();   // about 4 bytes a node: not kept between collections
     heap_.last_stats = stats_;
     heap_.has_last_stats = true;
     // Callbacks still see a running collection, so they cannot start one.

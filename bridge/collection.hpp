@@ -15,6 +15,7 @@
 // with trace, then calls epilogue until it reports finished (host_driven.cpp).
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <vector>
@@ -228,6 +229,8 @@ private:
     // Generation 0's first node not yet scanned as new: nodes tracked during
     // the collection come after those there at its start.
     size_t next_new_ = 0;
+    // The incremental set: the nodes of each array up to here.
+    std::array<size_t, 3> set_end_{};
     // Where the nodes the marking left unmarked are (generation, index):
     // positions, since the program may free any of them before the last
     // slice, which leaves a hole there.

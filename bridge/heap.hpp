@@ -17,30 +17,13 @@
 #include "cyclebridge/cyclebridge.h"
 #include "header.hpp"
 #include "node_allocator.hpp"
+#include "refs_array.hpp"
 #include "type_info.hpp"
 #include "weakrefs.hpp"
 
 namespace cb {
 class Collection;
 class WorkerPool;
-
-// A side array of gc_refs by position, in chunks of 2^16 entries made as
-// positions need them: an incremental slice zeroes at most a chunk's
-// 256 KiB at a time, never a whole array. Released when a collection ends.
-class RefsArray {
-public:
-    uint32_t &operator[](uint32_t i) { return chunks_[i >> kChunkBits][i & (kChunk - 1)]; }
-    size_t size() const { return chunks_.size() * kChunk; }
-    void cover(size_t n) {
-        while (size() < n) chunks_.emplace_back(new uint32_t[kChunk]());
-    }
-    void release() { chunks_.clear(); }
-
-private:
-    static constexpr uint32_t kChunkBits = 16;
-    static constexpr size_t kChunk = size_t(1) << kChunkBits;
-    std::vector<std::unique_ptr<uint32_t[]>> chunks_;
-};
 }
 
 struct cb_heap {
@@ -123,7 +106,8 @@ struct cb_heap {
     // - collections the program runs in the middle of (incremental,
     //   host-driven) and the teardown's recounts keep it beside the arrays,
     //   at the node's place and position; remove() carries an entry along
-    //   when it moves a node.
+    //   when it moves a node. These arrays stay from one collection to the
+    //   next while collections use them (refs_array.hpp).
     bool refs_in_headers = false;
     std::array<cb::RefsArray, 5> refs;   // generations 0-3, the garbage list
     uint32_t &gc_refs(cb::Header *h) {

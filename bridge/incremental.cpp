@@ -75,13 +75,15 @@ int visit_subtract_unmarked(void *target, void *arg) {
 // last_generation, until they end (true) or `budget` nodes were stepped
 // (false). Holes are passed over, and so are nodes outside the set except
 // in the walks that take every node (kEnter, and kRoots over the permanent
-// generation).
+// generation); nodes made during the collection, past the set's end, are
+// walked by kRoots alone.
 template <class Step>
 bool Collection::walk_set(int last_generation, size_t budget, size_t &done, Step step) {
     const bool every_node = walk_ == Walk::kEnter || walk_ == Walk::kRoots;
     for (; walk_generation_ <= last_generation; ++walk_generation_, walk_index_ = 0) {
         auto &gen = heap_.generations[walk_generation_];
-        for (; walk_index_ < gen.size(); ++walk_index_) {
+        const size_t end = walk_ == Walk::kRoots ? gen.size() : std::min(gen.size(), set_end_[walk_generation_]);
+        for (; walk_index_ < end; ++walk_index_) {
             if (budget && done >= budget) return false;
             Header *h = gen[walk_index_];
             if (!h || (!every_node && !h->has(Header::kInCollectedSet))) continue;
@@ -106,7 +108,13 @@ bool Collection::slice(size_t budget) {
     if (walk_ == Walk::kNotStarted) {
         begin();
         heap_.keep_positions = true;
-        next_new_ = heap_.generations[kGen0].size();
+        // The set is what the arrays hold now; nodes made later are new
+        // (scan_new_nodes), beyond its end.
+        for (int g = 0; g <= generation_; ++g) {
+            set_end_[g] = heap_.generations[g].size();
+            heap_.size_refs(Place(g));
+        }
+        next_new_ = set_end_[kGen0];
         walk_ = Walk::kEnter;
     }
     phase_start_ = std::chrono::steady_clock::now();   // the program's time is no phase's
@@ -129,7 +137,6 @@ bool Collection::slice(size_t budget) {
         switch (walk_) {
         case Walk::kEnter:
             if (walk_set(generation_, budget, done, [this](Header *h) {
-                    heap_.refs[h->place()].cover(size_t(h->index) + 1);   // a chunk at a time
                     enter_set(h);
                     stats_.examined++;
                 }))
