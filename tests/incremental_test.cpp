@@ -2,6 +2,8 @@
 // slices, and nothing reachable freed whatever the program does between
 // them. Each case would fail without the last slice's check (see
 // bridge/incremental.cpp).
+#include <sys/resource.h>
+
 #include <deque>
 #include <random>
 #include <set>
@@ -521,6 +523,79 @@ TEST(Incremental, FrozenNodesAreScannedInSlices) {
 // Random programs between slices: whatever they do, every node reachable
 // from what the test holds is alive when the collection ends, and a
 // stop-the-world collection after it leaves exactly those.
+// The set is what the arrays held when the collection began: a node made
+// while the walk that enters it runs is new, not examined, and a cycle
+// made then waits for the next collection (the side array of gc_refs is
+// sized for the set once, at the start).
+TEST(Incremental, NodesMadeWhileTheSetIsEnteredAreNotInIt) {
+    Graph g;
+    Mixed m(g, 100);
+    std::vector<int> late;
+    run_slices(g, 10, [&](int i) {
+        if (i > 2) return;   // entering generation 0's 300 nodes takes 30 slices
+        auto [a, b] = g.garbage_pair();
+        late.push_back(a);
+        late.push_back(b);
+    });
+    EXPECT_EQ(g.last.examined, 300u);
+    for (int id : m.garbage) EXPECT_TRUE(g.dead(id));
+    for (int id : late) EXPECT_TRUE(g.alive(id)) << "a node made during the collection was in its set";
+    run_slices(g, 10);
+    for (int id : late) EXPECT_TRUE(g.dead(id));
+}
+
+// Resident pages first touched, by this process, while f runs.
+template <class F>
+long page_faults_in(F f) {
+    rusage before{}, after{};
+    getrusage(RUSAGE_SELF, &before);
+    f();
+    getrusage(RUSAGE_SELF, &after);
+    return after.ru_minflt - before.ru_minflt;
+}
+
+// The side array of gc_refs (bridge/refs_array.hpp) stays from one
+// incremental collection to the next, so the next one touches no fresh
+// page for it; it goes after two full collections that did not use it.
+TEST(Incremental, TheSideArrayIsKeptWhileCollectionsUseIt) {
+    constexpr size_t kNodes = 1 << 20;   // a 4 MiB side array: 1,024 pages
+    constexpr long kPages = long(kNodes * sizeof(uint32_t) / 4096);
+    cb_heap_options options{};
+    options.flags = CB_HEAP_NO_AUTO_COLLECT;
+    cb_heap *heap = cb_heap_new(&options);
+    cb_type_spec spec{};
+    spec.name = "leaf";
+    spec.traverse = [](void *, cb_visit_fn, void *) { return 0; };
+    spec.count_offset = 0;
+    cb_type *type = nullptr;
+    ASSERT_EQ(cb_type_register(heap, &spec, &type), CB_OK);
+    std::vector<void *> objects(kNodes);
+    for (auto &obj : objects) {
+        obj = cb_alloc(heap, type, sizeof(intptr_t));
+        *static_cast<intptr_t *>(obj) = 1;   // held by the test
+        ASSERT_EQ(cb_track(heap, obj), CB_OK);
+    }
+    ASSERT_EQ(cb_collect(heap, CB_FULL, nullptr), CB_OK);   // all in the oldest generation
+    auto incremental = [&] {
+        int finished = 0;
+        while (!finished) ASSERT_EQ(cb_collect_slice(heap, 100000, &finished, nullptr), CB_OK);
+    };
+    long first = page_faults_in(incremental);
+    long second = page_faults_in(incremental);
+    EXPECT_GE(first, kPages * 3 / 4) << "the first collection touches the array's pages";
+    EXPECT_LT(second, kPages / 4) << "the array was made again";
+    ASSERT_EQ(cb_collect(heap, CB_FULL, nullptr), CB_OK);   // one interval without it: kept
+    EXPECT_LT(page_faults_in(incremental), kPages / 4) << "released after one interval";
+    ASSERT_EQ(cb_collect(heap, CB_FULL, nullptr), CB_OK);
+    ASSERT_EQ(cb_collect(heap, CB_FULL, nullptr), CB_OK);   // two: released
+    EXPECT_GE(page_faults_in(incremental), kPages * 3 / 4) << "kept after two intervals unused";
+    for (void *obj : objects) {
+        cb_untrack(heap, obj);
+        cb_free(heap, obj);
+    }
+    cb_heap_destroy(heap);
+}
+
 TEST(Incremental, RandomProgramsBetweenSlices) {
     for (uint64_t seed = 1; seed <= 200; ++seed) {
         std::mt19937_64 rng(seed);
