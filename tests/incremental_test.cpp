@@ -520,9 +520,6 @@ TEST(Incremental, FrozenNodesAreScannedInSlices) {
     EXPECT_EQ(cb_frozen_count(g.heap), 190u);
 }
 
-// Random programs between slices: whatever they do, every node reachable
-// from what the test holds is alive when the collection ends, and a
-// stop-the-world collection after it leaves exactly those.
 // The set is what the arrays held when the collection began: a node made
 // while the walk that enters it runs is new, not examined, and a cycle
 // made then waits for the next collection (the side array of gc_refs is
@@ -596,6 +593,9 @@ TEST(Incremental, TheSideArrayIsKeptWhileCollectionsUseIt) {
     cb_heap_destroy(heap);
 }
 
+// Random programs between slices: whatever they do, every node reachable
+// from what the test holds is alive when the collection ends, and a
+// stop-the-world collection after it leaves exactly those.
 TEST(Incremental, RandomProgramsBetweenSlices) {
     for (uint64_t seed = 1; seed <= 200; ++seed) {
         std::mt19937_64 rng(seed);
