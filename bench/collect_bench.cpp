@@ -11,10 +11,12 @@
 // 150 microseconds can hide) and reports the median iteration, as the peer
 // script reports the median repetition.
 #include <benchmark/benchmark.h>
-#include <malloc.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <string>
 
 #include "graphs.hpp"
@@ -267,37 +269,68 @@ void BM_Cross(benchmark::State &state) {
 }
 
 // Bytes in use from malloc, mapped chunks (large arrays) included.
-size_t malloc_in_use() {
-    struct mallinfo2 info = mallinfo2();
-    return info.uordblks + info.hblkhd;
+// Resident bytes of this process (/proc/self/statm).
+size_t resident_bytes() {
+    FILE *f = std::fopen("/proc/self/statm", "r");
+    if (!f) return 0;
+    unsigned long size = 0, resident = 0;
+    int n = std::fscanf(f, "%lu %lu", &size, &resident);
+    std::fclose(f);
+    return n == 2 ? resident * size_t(sysconf(_SC_PAGESIZE)) : 0;
 }
 
-// Bytes the collector adds to each tracked object: the heap's use of memory
-// with n tracked objects, less the same payloads allocated with malloc.
-// Averaged over payload sizes from 16 to 128 bytes, since malloc rounds
-// each size up to its own 16-byte class and one size alone would show
-// rounding, not overhead.
+// The resident memory that `fill` adds, measured in a child process forked
+// for it, so that each measure starts from the same memory (what one side
+// freed cannot serve the other) and pages mapped but never touched count
+// for nothing. The child exits without freeing.
+template <class Fill>
+double resident_growth_in_child(Fill fill) {
+    int fds[2];
+    if (pipe(fds) != 0) return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        size_t before = resident_bytes();
+        fill();
+        size_t grown = resident_bytes() - before;
+        ssize_t written = write(fds[1], &grown, sizeof grown);
+        _exit(written == sizeof grown ? 0 : 1);
+    }
+    size_t grown = 0;
+    ssize_t got = pid > 0 ? read(fds[0], &grown, sizeof grown) : -1;
+    if (pid > 0) waitpid(pid, nullptr, 0);
+    close(fds[0]);
+    close(fds[1]);
+    return got == sizeof grown ? double(grown) : -1;
+}
+
+// Bytes the collector adds to each tracked object: the resident memory of
+// n tracked objects, with everything the heap keeps for them (its arrays
+// of nodes are mappings of their own, which malloc's statistics do not
+// see), less that of the same payloads allocated with malloc. Averaged
+// over payload sizes from 16 to 128 bytes, since malloc rounds each size
+// up to its own 16-byte class and one size alone would show rounding, not
+// overhead.
 void BM_Overhead(benchmark::State &state) {
     size_t n = size_t(state.range(0));
     double total = 0;
     int sizes = 0;
     for (auto _ : state) {
         for (size_t payload = 16; payload <= 128; payload += 8, ++sizes) {
-            size_t before = malloc_in_use();
-            std::vector<void *> plain(n);
-            for (auto &p : plain) p = malloc(payload);
-            size_t plain_bytes = malloc_in_use() - before;
-            for (void *p : plain) free(p);
-
-            before = malloc_in_use();
-            auto *heap = new NodeHeap;
-            std::vector<Node *> nodes(n);
-            for (auto &node : nodes) node = heap->make(payload);
-            size_t tracked_bytes = malloc_in_use() - before;
-            heap->destroy(nodes);
-            delete heap;
             // Both sides include their vector of n pointers.
-            total += (double(tracked_bytes) - double(plain_bytes)) / double(n);
+            double plain = resident_growth_in_child([&] {
+                std::vector<void *> objects(n);
+                for (auto &p : objects) p = malloc(payload);
+            });
+            double tracked = resident_growth_in_child([&] {
+                auto *heap = new NodeHeap;
+                std::vector<Node *> nodes(n);
+                for (auto &node : nodes) node = heap->make(payload);
+            });
+            if (plain < 0 || tracked < 0) {
+                state.SkipWithError("no /proc/self/statm, or the child failed");
+                return;
+            }
+            total += (tracked - plain) / double(n);
         }
     }
     state.counters["bytes_per_obj"] = total / sizes;

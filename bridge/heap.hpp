@@ -17,6 +17,7 @@
 #include "cyclebridge/cyclebridge.h"
 #include "header.hpp"
 #include "node_allocator.hpp"
+#include "node_array.hpp"
 #include "refs_array.hpp"
 #include "type_info.hpp"
 #include "weakrefs.hpp"
@@ -78,7 +79,7 @@ struct cb_heap {
     cb::Header *quiet_header(const void *obj);
 
     // ---- membership -----------------------------------------------------
-    std::vector<cb::Header *> &array_of(cb::Place p) {
+    cb::NodeArray &array_of(cb::Place p) {
         return p == cb::kGarbage ? garbage : generations[p];
     }
     void append(cb::Header *h, cb::Place p);
@@ -158,8 +159,8 @@ struct cb_heap {
     bool verify() const { return (options.flags & CB_HEAP_VERIFY) != 0; }
 
     std::vector<std::unique_ptr<cb_type>> types;
-    std::array<std::vector<cb::Header *>, 4> generations;   // 0, 1, 2, permanent
-    std::vector<cb::Header *> garbage;                      // the running collection's
+    std::array<cb::NodeArray, 4> generations;   // 0, 1, 2, permanent
+    cb::NodeArray garbage;                      // the running collection's
 
     std::unordered_map<const void *, cb::ExternalRecord *> externals;
     bool ever_intrusive = false;
