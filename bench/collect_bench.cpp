@@ -11,6 +11,7 @@
 // 150 microseconds can hide) and reports the median iteration, as the peer
 // script reports the median repetition.
 #include <benchmark/benchmark.h>
+#include <malloc.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,12 +21,14 @@
 #include <string>
 
 #include "graphs.hpp"
+#include "support/process_memory.hpp"
 
 namespace {
 
 using bench::Node;
 using bench::NodeHeap;
 using bench::Shape;
+using cbt::resident_bytes;
 
 constexpr size_t kYoung = 10'000;
 
@@ -269,16 +272,6 @@ void BM_Cross(benchmark::State &state) {
 }
 
 // Bytes in use from malloc, mapped chunks (large arrays) included.
-// Resident bytes of this process (/proc/self/statm).
-size_t resident_bytes() {
-    FILE *f = std::fopen("/proc/self/statm", "r");
-    if (!f) return 0;
-    unsigned long size = 0, resident = 0;
-    int n = std::fscanf(f, "%lu %lu", &size, &resident);
-    std::fclose(f);
-    return n == 2 ? resident * size_t(sysconf(_SC_PAGESIZE)) : 0;
-}
-
 // The resident memory that `fill` adds, measured in a child process forked
 // for it, so that each measure starts from the same memory (what one side
 // freed cannot serve the other) and pages mapped but never touched count
@@ -289,6 +282,9 @@ double resident_growth_in_child(Fill fill) {
     if (pipe(fds) != 0) return -1;
     pid_t pid = fork();
     if (pid == 0) {
+        // Free memory the benchmarks before left in malloc's heap would
+        // serve malloc's side and not the heap's regions: given back first.
+        malloc_trim(0);
         size_t before = resident_bytes();
         fill();
         size_t grown = resident_bytes() - before;

@@ -3,21 +3,23 @@
 // and side tables that must not outlive a block. Also the heap's own
 // arrays of nodes (bridge/node_array.hpp), which grow without a copy.
 #include <gtest/gtest.h>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <set>
-#include <unistd.h>
 #include <vector>
 
 #include "cyclebridge/cyclebridge.h"
 
 #include "support/lsan.hpp"
+#include "support/process_memory.hpp"
 
 namespace {
+
+using cbt::page_faults_in;
+using cbt::resident_bytes;
 
 int traverse_nothing(void *, cb_visit_fn, void *) { return 0; }
 
@@ -50,16 +52,6 @@ bool all_zero(const void *p, size_t n) {
     for (size_t i = 0; i < n; ++i)
         if (bytes[i]) return false;
     return true;
-}
-
-// Resident memory of this process, in bytes.
-size_t resident_bytes() {
-    FILE *f = std::fopen("/proc/self/statm", "r");
-    if (!f) return 0;
-    unsigned long size = 0, resident = 0;
-    int n = std::fscanf(f, "%lu %lu", &size, &resident);
-    std::fclose(f);
-    return n == 2 ? resident * size_t(sysconf(_SC_PAGESIZE)) : 0;
 }
 
 TEST(Allocation, EverySizeIsAlignedZeroedAndWritable) {
@@ -171,16 +163,6 @@ TEST(Allocation, EmptySlabsGiveTheirPagesBackAndServeAgain) {
     }
     for (void *obj : objects) cb_free(h.heap, obj);
     EXPECT_TRUE(h.reports.empty());
-}
-
-// Minor page faults while f runs.
-template <class F>
-long page_faults_in(F f) {
-    rusage before{}, after{};
-    getrusage(RUSAGE_SELF, &before);
-    f();
-    getrusage(RUSAGE_SELF, &after);
-    return after.ru_minflt - before.ru_minflt;
 }
 
 // A generation's array grows without a copy: among a million cb_track

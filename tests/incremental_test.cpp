@@ -2,17 +2,18 @@
 // slices, and nothing reachable freed whatever the program does between
 // them. Each case would fail without the last slice's check (see
 // bridge/incremental.cpp).
-#include <sys/resource.h>
 
 #include <deque>
 #include <random>
 #include <set>
 
+#include "support/process_memory.hpp"
 #include "support/test_graph.hpp"
 
 namespace {
 
 using cbt::Graph;
+using cbt::page_faults_in;
 using cbt::HM;
 using cbt::Node;
 
@@ -539,16 +540,6 @@ TEST(Incremental, NodesMadeWhileTheSetIsEnteredAreNotInIt) {
     for (int id : late) EXPECT_TRUE(g.alive(id)) << "a node made during the collection was in its set";
     run_slices(g, 10);
     for (int id : late) EXPECT_TRUE(g.dead(id));
-}
-
-// Resident pages first touched, by this process, while f runs.
-template <class F>
-long page_faults_in(F f) {
-    rusage before{}, after{};
-    getrusage(RUSAGE_SELF, &before);
-    f();
-    getrusage(RUSAGE_SELF, &after);
-    return after.ru_minflt - before.ru_minflt;
 }
 
 // The side array of gc_refs (bridge/refs_array.hpp) stays from one
