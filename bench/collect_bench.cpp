@@ -271,7 +271,6 @@ void BM_Cross(benchmark::State &state) {
     per_object(state, "ns_per_obj", n, timed);
 }
 
-// Bytes in use from malloc, mapped chunks (large arrays) included.
 // The resident memory that `fill` adds, measured in a child process forked
 // for it, so that each measure starts from the same memory (what one side
 // freed cannot serve the other) and pages mapped but never touched count
@@ -286,6 +285,7 @@ double resident_growth_in_child(Fill fill) {
         // serve malloc's side and not the heap's regions: given back first.
         malloc_trim(0);
         size_t before = resident_bytes();
+        if (before == 0) _exit(1);   // no /proc/self/statm: nothing written, the parent reports it
         fill();
         size_t grown = resident_bytes() - before;
         ssize_t written = write(fds[1], &grown, sizeof grown);

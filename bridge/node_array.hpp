@@ -13,10 +13,10 @@ struct Header;
 // entries in the middle of an incremental slice; a vector would allocate
 // a new block and copy into it there (about 30 ms for 1M nodes on the
 // machine of docs/performance.md, mostly first-touch page faults, against
-// a 1 ms slice). Here the block is its own mapping, grown in place or
-// moved by the kernel (mremap), and new pages are faulted in only as
-// entries reach them. Small arrays start in one page, so an empty heap
-// costs little.
+// a 1 ms slice). Here the block is its own mapping (mapping.hpp), grown in
+// place or moved by the kernel, and new pages are faulted in only as
+// entries reach them. An array starts at one page, on its first node, so
+// an empty heap costs little.
 class NodeArray {
 public:
     using value_type = Header *;
@@ -44,7 +44,9 @@ public:
     void reserve(size_t n) {
         if (n > capacity_) grow(n);
     }
-    void resize(size_t n);   // new entries are null
+    void truncate(size_t n) {   // keeps the first n
+        if (n < size_) size_ = n;
+    }
     void pop_back() { --size_; }
     void clear() { size_ = 0; }   // the mapping stays, for the next fill
 

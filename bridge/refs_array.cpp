@@ -1,29 +1,14 @@
 #include "refs_array.hpp"
 
-#include <sys/mman.h>
-
-#include <algorithm>
-#include <new>
+#include "mapping.hpp"
 
 namespace cb {
-
-namespace {
-constexpr size_t kPageBytes = size_t(4) << 10;
-size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
-}  // namespace
 
 void RefsArray::cover(size_t n) {
     used_ = true;
     if (n <= size_) return;
-    // Half again as much as asked: a set that grows a little from one
-    // collection to the next does not remap the block each time.
-    size_t bytes = round_up(std::max(n * sizeof(uint32_t), bytes_ + bytes_ / 2), kPageBytes);
-    void *block = data_ ? mremap(data_, bytes_, bytes, MREMAP_MAYMOVE)
-                        : mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (block == MAP_FAILED) throw std::bad_alloc();
-    data_ = static_cast<uint32_t *>(block);
-    bytes_ = bytes;
-    size_ = bytes / sizeof(uint32_t);
+    data_ = static_cast<uint32_t *>(grow_mapping(data_, bytes_, n * sizeof(uint32_t)));
+    size_ = bytes_ / sizeof(uint32_t);
 }
 
 void RefsArray::collection_ended(bool full) {
@@ -34,8 +19,7 @@ void RefsArray::collection_ended(bool full) {
 }
 
 void RefsArray::release() {
-    if (!data_) return;
-    munmap(data_, bytes_);
+    release_mapping(data_, bytes_);
     data_ = nullptr;
     size_ = bytes_ = 0;
     unused_intervals_ = 0;

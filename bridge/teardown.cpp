@@ -68,7 +68,7 @@ void Collection::partition() {
             settle(h, kept);
             dest[kept++] = h;
         }
-        dest.resize(kept);
+        dest.truncate(kept);
     }
     size_t younger = 0;
     for (int g = 0; g <= generation_; ++g)
