@@ -107,9 +107,10 @@ public:
     cb_status find_unreachable(std::vector<void *> &out);
 
     // An incremental full collection (incremental.cpp): the first call
-    // starts it; each runs about `budget` nodes' worth of work, the
-    // program running in between; true when the collection has ended.
-    bool slice(size_t budget);
+    // starts it; each runs about `budget` nodes' worth of work, or for
+    // about `max_ns` (0: no limit of that kind), the program running in
+    // between; true when the collection has ended.
+    bool slice(size_t budget, uint64_t max_ns = 0);
 
     // Host-driven steps (start is also run's beginning).
     void start();

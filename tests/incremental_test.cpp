@@ -462,6 +462,64 @@ TEST(Incremental, MarkingBehindTheWalkStaysWithinTheBudget) {
     EXPECT_EQ(traversals(chain), 2 * 2000) << "each node traversed by the count and scanned once";
 }
 
+// Slices with a time budget (cb_collect_slice_for) read the clock every
+// 1,024 steps (a clear counts as four). With a budget of 1 ns each slice
+// is past its time at the first reading, so it walks or scans 1,024 nodes,
+// or clears 256, at most. A long budget finishes the collection, teardown
+// included, in one slice.
+TEST(Incremental, TimedSlicesStopWhenTheirTimeIsUp) {
+    constexpr int kSteps = 1024;
+    Graph g;
+    Mixed m(g, 4000);
+    std::vector<Node *> chain = backward_chain(g, 8000);
+    int slices = 0, teardown = 0, most_clears = 0, most_scans = 0, clears_before = 0, scans_before = 0;
+    for (int finished = 0; !finished;) {
+        ASSERT_EQ(cb_collect_slice_for(g.heap, 1, &finished, &g.last), CB_OK);
+        ++slices;
+        int clears = g.count_ev(cbt::Ev::Clear), scans = traversals(chain);
+        most_clears = std::max(most_clears, clears - clears_before);
+        most_scans = std::max(most_scans, scans - scans_before);
+        clears_before = clears;
+        scans_before = scans;
+        if (cb_is_collecting(g.heap) == 2) ++teardown;
+        ASSERT_LT(slices, 100000);
+    }
+    // 20,000 nodes, each entered, traversed, walked past and settled.
+    EXPECT_GE(slices, 4 * 20000 / kSteps);
+    EXPECT_LE(most_scans, kSteps + 1) << "a step is one node; the root's own scan comes on top";
+    EXPECT_LE(most_clears, kSteps / 4);
+    EXPECT_GE(teardown, 4000 / (kSteps / 4) - 1) << "4,000 clears, 256 a slice at most";
+    for (int id : m.garbage) EXPECT_TRUE(g.dead(id));
+    for (int id : m.live) EXPECT_TRUE(g.alive(id));
+    for (Node *n : chain) EXPECT_TRUE(g.alive(n->id));
+    EXPECT_EQ(g.last.garbage, 8000u);
+
+    Graph h;
+    Mixed n(h, 1000);
+    int finished = 0;
+    ASSERT_EQ(cb_collect_slice_for(h.heap, 60'000'000'000ull, &finished, &h.last), CB_OK);
+    EXPECT_EQ(finished, 1) << "a minute is time enough for 3,000 nodes";
+    for (int id : n.garbage) EXPECT_TRUE(h.dead(id));
+}
+
+// Work budgets and time budgets may alternate within one collection.
+TEST(Incremental, WorkAndTimeBudgetsAlternate) {
+    Graph g;
+    Mixed m(g, 4000);
+    int slices = 0;
+    for (int finished = 0; !finished; ++slices) {
+        cb_status st = slices % 2 ? cb_collect_slice(g.heap, 50, &finished, &g.last)
+                                  : cb_collect_slice_for(g.heap, 1, &finished, &g.last);
+        ASSERT_EQ(st, CB_OK);
+        ASSERT_LT(slices, 100000);
+    }
+    EXPECT_GE(slices, 2 * 4 * 12000 / (1024 + 50));
+    for (int id : m.garbage) EXPECT_TRUE(g.dead(id));
+    for (int id : m.live) EXPECT_TRUE(g.alive(id));
+    EXPECT_EQ(g.last.garbage, 8000u);
+    EXPECT_EQ(cb_collect_slice_for(nullptr, 1, nullptr, nullptr), CB_ERR_NULL_ARGUMENT);
+}
+
 // The slice ends with nodes marked but not yet scanned; the program frees
 // the next of them before the following slice (in ASan builds, a use after
 // free if the work list held it by address).
