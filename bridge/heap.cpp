@@ -142,6 +142,7 @@ void cb_heap::remove(Header *h) {
     if (p == cb::kGarbage) {
         // The garbage list is walked by index while callbacks run: leave a hole.
         garbage[h->index] = nullptr;
+        garbage_left--;
     } else if (keep_positions && p <= cb::kPermanent) {
         generations[p][h->index] = nullptr;
         holes[p].push_back(h->index);

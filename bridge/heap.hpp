@@ -161,6 +161,7 @@ struct cb_heap {
     std::vector<std::unique_ptr<cb_type>> types;
     std::array<cb::NodeArray, 4> generations;   // 0, 1, 2, permanent
     cb::NodeArray garbage;                      // the running collection's
+    size_t garbage_left = 0;                    // its entries that are not holes
 
     std::unordered_map<const void *, cb::ExternalRecord *> externals;
     bool ever_intrusive = false;

@@ -31,6 +31,7 @@ void Collection::to_garbage(Header *h) {
     h->set_place(kGarbage);
     h->index = static_cast<uint32_t>(heap_.garbage.size());
     heap_.garbage.push_back(h);
+    heap_.garbage_left++;
 }
 
 // A survivor joins the destination generation at `index`.
@@ -43,6 +44,7 @@ void Collection::settle(Header *h, size_t index) {
 void Collection::partition() {
     in_legacy_ = false;
     heap_.garbage.clear();
+    heap_.garbage_left = 0;
     if (walk_ == Walk::kDone) {
         partition_settled();
         return;
@@ -277,6 +279,9 @@ bool Collection::clear_garbage(size_t budget) {
 // Otherwise only other garbage or dead host objects hold it, and the
 // cascade of deallocations below, or the host's sweep, frees it.
 void Collection::survivors_start() {
+    // Mostly the clears' cascades freed it all: then there is nothing to
+    // look at, and the garbage list, all holes, is not walked again.
+    if (heap_.garbage_left == 0) return;
     recount_garbage();
     if (failed_) return;
     auto &garbage = heap_.garbage;
@@ -301,7 +306,7 @@ void Collection::survivors_finish() {
     auto &garbage = heap_.garbage;
     // Unreached handle-managed garbage goes first: its dealloc releases the
     // counts it holds, which frees refcounted garbage it kept alive.
-    for (size_t i = 0; i < garbage.size(); ++i) {
+    for (size_t i = 0; heap_.garbage_left && i < garbage.size(); ++i) {
         Header *h = garbage[i];
         if (!h || !h->handle_managed() || h->has(Header::kMarked)) continue;
         if (heap_.host_refs(h) > 0) {
@@ -312,7 +317,7 @@ void Collection::survivors_finish() {
         h->clear(Header::kInCollectedSet);
         heap_.deallocate(h);
     }
-    for (size_t i = 0; i < garbage.size(); ++i) {
+    for (size_t i = 0; heap_.garbage_left && i < garbage.size(); ++i) {
         Header *h = garbage[i];
         if (!h) continue;
         intptr_t dead_host = subtract_host_refs_ ? intptr_t(heap_.host_refs(h)) : 0;
@@ -323,6 +328,7 @@ void Collection::survivors_finish() {
         heap_.move(h, dest_);
     }
     garbage.clear();
+    heap_.garbage_left = 0;
     phase_done(CB_PHASE_CLEAR);
 }
 
@@ -349,6 +355,7 @@ bool Collection::abandon_teardown() {
         heap_.move(h, dest_);
     }
     garbage.clear();
+    heap_.garbage_left = 0;
     work_.clear();
     host_work_.clear();
     if (drive_ == Drive::kBridge && full() && heap_.host.reset_marks) {
