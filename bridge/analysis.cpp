@@ -34,7 +34,7 @@ cb_status Collection::find_unreachable(std::vector<void *> &out) {
     stage_ = Stage::kDone;
     stats_.total_ns = ns_between(start_, std::chrono::steady_clock::now());
     if (failed_) out.clear();
-    return failed_ ? CB_ERR_CALLBACK_FAILED : CB_OK;
+    return status();
 }
 
 }  // namespace cb

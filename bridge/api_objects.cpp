@@ -209,9 +209,16 @@ cb_status cb_track_external(cb_heap *heap, const cb_type *type, void *obj) {
     if (!record) return heap->misuse(CB_ERR_NO_MEMORY, obj, "cb_track_external");
     record->object = obj;
     record->header.meta = initial_meta(type) | Header::kExternal;
-    heap->externals.emplace(obj, record);
-    if (heap->verify()) heap->live_objects.insert(obj);
-    heap->append(&record->header, cb::kGen0);
+    try {
+        heap->externals.emplace(obj, record);
+        if (heap->verify()) heap->live_objects.insert(obj);
+        heap->append(&record->header, cb::kGen0);
+    } catch (const std::bad_alloc &) {
+        heap->externals.erase(obj);
+        heap->live_objects.erase(obj);
+        delete record;
+        return heap->misuse(CB_ERR_NO_MEMORY, obj, "cb_track_external");
+    }
     heap->counts[0]++;
     return CB_OK;
 }
@@ -221,7 +228,11 @@ cb_status cb_track(cb_heap *heap, void *obj) {
     Header *h = heap->checked_header(obj, "cb_track");
     if (!h) return heap->no_header_status(obj);
     if (h->tracked()) return heap->misuse_node(CB_ERR_ALREADY_TRACKED, h, "cb_track");
-    heap->append(h, cb::kGen0);
+    try {
+        heap->append(h, cb::kGen0);
+    } catch (const std::bad_alloc &) {   // the generation could not grow: the node stays untracked
+        return heap->misuse_node(CB_ERR_NO_MEMORY, h, "cb_track");
+    }
     heap->counts[0]++;
     return CB_OK;
 }

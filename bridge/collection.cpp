@@ -45,7 +45,7 @@ cb_status Collection::run() {
     start();
     phase_done(CB_PHASE_MARK);
     advance();
-    return failed_ ? CB_ERR_CALLBACK_FAILED : CB_OK;
+    return status();
 }
 
 bool Collection::yield_to_host() {
@@ -74,7 +74,7 @@ bool Collection::advance() {
             // One host round per culprit, so each kept node names its own.
             while (mark_next_culprit())
                 if (yield_to_host()) return false;
-            if (failed_) {
+            if (failed_ || !reserve_for_partition()) {
                 abort_before_teardown();
                 return true;
             }

@@ -127,6 +127,11 @@ public:
     // The garbage is known and being torn down (cb_is_collecting's 2).
     bool tearing_down() const { return partitioned_ && !done(); }
     bool failed() const { return failed_; }
+    // CB_OK, or why the collection freed nothing: a callback threw
+    // (CB_ERR_CALLBACK_FAILED), or memory was short (CB_ERR_NO_MEMORY).
+    cb_status status() const {
+        return out_of_memory_ ? CB_ERR_NO_MEMORY : failed_ ? CB_ERR_CALLBACK_FAILED : CB_OK;
+    }
 
     // Called from visits.
     void mark_node(Header *h);
@@ -159,6 +164,9 @@ private:
     void parallel_mark();
     bool mark_next_culprit();
     // teardown.cpp
+    bool reserve_for_partition();
+    bool size_side_arrays();
+    void out_of_memory(const char *what);
     void partition();
     void partition_settled();
     void to_garbage(Header *h);
@@ -209,6 +217,7 @@ private:
     bool in_order_ = false;   // mark_set_in_order is scanning: nodes ahead of it wait for it
 
     bool failed_ = false;
+    bool out_of_memory_ = false;   // with failed_: an array could not grow before the partition
     bool partitioned_ = false;
     bool ran_user_code_ = false;
     bool garbage_marked_ = false;   // a node of the garbage list was marked since the partition

@@ -132,9 +132,9 @@ Header *cb_heap::quiet_header(const void *obj) {
 
 void cb_heap::append(Header *h, cb::Place p) {
     auto &arr = array_of(p);
-    h->index = static_cast<uint32_t>(arr.size());
+    arr.push_back(h);   // first: when growing fails (std::bad_alloc), nothing has changed
+    h->index = static_cast<uint32_t>(arr.size() - 1);
     h->set_place(p);
-    arr.push_back(h);
 }
 
 void cb_heap::remove(Header *h) {

@@ -82,7 +82,7 @@ struct cb_heap {
     cb::NodeArray &array_of(cb::Place p) {
         return p == cb::kGarbage ? garbage : generations[p];
     }
-    void append(cb::Header *h, cb::Place p);
+    void append(cb::Header *h, cb::Place p);   // throws std::bad_alloc, changing nothing
     void remove(cb::Header *h);   // from its array; place becomes untracked
     // While an incremental collection walks the generations between the
     // program's turns, a removal from a generation (the permanent one too)

@@ -13,7 +13,7 @@ cb_status Collection::epilogue(bool &finished) {
     // handed so far is marked.
     host_pushed_ = false;
     finished = advance();
-    return failed_ ? CB_ERR_CALLBACK_FAILED : CB_OK;
+    return status();
 }
 
 bool Collection::abandon() {
@@ -51,7 +51,11 @@ extern "C" cb_status cb_hd_prologue(cb_heap *heap, const cb_host_hooks *hooks) {
     }
     if (heap->has_host)
         return heap->misuse(CB_ERR_WRONG_MODE, nullptr, "cb_hd_prologue on a heap with a host interface");
-    heap->host_driven = std::make_unique<cb::Collection>(*heap, CB_FULL, cb::Drive::kHost, hooks);
+    try {
+        heap->host_driven = std::make_unique<cb::Collection>(*heap, CB_FULL, cb::Drive::kHost, hooks);
+    } catch (const std::bad_alloc &) {
+        return heap->misuse(CB_ERR_NO_MEMORY, nullptr, "cb_hd_prologue");
+    }
     StepScope step(heap);
     heap->host_driven->start();
     return CB_OK;

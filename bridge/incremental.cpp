@@ -116,10 +116,8 @@ bool Collection::slice(size_t budget, uint64_t max_ns) {
         heap_.keep_positions = true;
         // The set is what the arrays hold now; nodes made later are new
         // (scan_new_nodes), beyond its end.
-        for (int g = 0; g <= generation_; ++g) {
-            set_end_[g] = heap_.generations[g].size();
-            heap_.size_refs(Place(g));
-        }
+        for (int g = 0; g <= generation_; ++g) set_end_[g] = heap_.generations[g].size();
+        size_side_arrays();   // on failure, the loop below does not run
         next_new_ = set_end_[kGen0];
         walk_ = Walk::kEnter;
     }
@@ -334,14 +332,18 @@ cb_status run_slice(cb_heap *heap, size_t budget, uint64_t max_ns, int *finished
     if (heap->in_slice || (heap->running && !heap->incremental))
         return heap->report(CB_REPORT_REENTRANT_COLLECT, CB_ERR_BUSY, nullptr,
                             "cb_collect_slice while another collection runs: refused");
-    if (!heap->incremental)
-        heap->incremental = std::make_unique<cb::Collection>(*heap, CB_FULL,
-                                                             heap->has_host ? cb::Drive::kBridge : cb::Drive::kNone,
-                                                             nullptr);
+    if (!heap->incremental) {
+        try {
+            heap->incremental = std::make_unique<cb::Collection>(
+                *heap, CB_FULL, heap->has_host ? cb::Drive::kBridge : cb::Drive::kNone, nullptr);
+        } catch (const std::bad_alloc &) {
+            return heap->misuse(CB_ERR_NO_MEMORY, nullptr, "cb_collect_slice");
+        }
+    }
     cb::Collection *c = heap->incremental.get();
     bool done = c->slice(budget, max_ns);
     if (!done) return CB_OK;
-    cb_status status = c->failed() ? CB_ERR_CALLBACK_FAILED : CB_OK;
+    cb_status status = c->status();
     if (stats) *stats = c->stats();
     if (finished) *finished = 1;
     heap->incremental.reset();

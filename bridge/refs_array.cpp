@@ -6,6 +6,10 @@ namespace cb {
 
 void RefsArray::cover(size_t n) {
     used_ = true;
+    reserve(n);
+}
+
+void RefsArray::reserve(size_t n) {
     if (n <= size_) return;
     data_ = static_cast<uint32_t *>(grow_mapping(data_, bytes_, n * sizeof(uint32_t)));
     size_ = bytes_ / sizeof(uint32_t);

@@ -33,6 +33,9 @@ public:
     // At least n entries, the old ones kept. Throws std::bad_alloc when
     // memory is short.
     void cover(size_t n);
+    // The same growth, for a collection that may need the entries later
+    // (not a use: the block may still be released). Pages are not touched.
+    void reserve(size_t n);
     // When a collection ends: after a full one, the block goes if no
     // collection covered it in the two intervals that end here.
     void collection_ended(bool full);

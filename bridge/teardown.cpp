@@ -41,6 +41,32 @@ void Collection::settle(Header *h, size_t index) {
     h->index = static_cast<uint32_t>(index);
 }
 
+// The partition and the teardown after it cannot be undone half-way, so
+// the arrays they fill are grown first, to what they could need (pages are
+// touched only as they are used): the garbage list and the generation that
+// takes the survivors, and the garbage's side array of counts, which a
+// recount uses (after finalizers, or when garbage survives its clear).
+// When that fails the collection ends as if a traverse had thrown: nothing
+// is freed, and it returns CB_ERR_NO_MEMORY.
+bool Collection::reserve_for_partition() {
+    const Place into = walk_ == Walk::kDone ? kGen2 : dest_;   // partition_settled's, or partition's
+    size_t set = 0, joining = 0;
+    for (int g = 0; g <= generation_; ++g) {
+        set += heap_.generations[g].size();
+        if (g != int(into)) joining += heap_.generations[g].size();
+    }
+    const size_t garbage_at_most = walk_ == Walk::kDone ? unmarked_.size() : set;
+    try {
+        heap_.garbage.reserve(garbage_at_most);
+        heap_.refs[kGarbage].reserve(garbage_at_most);
+        heap_.generations[into].reserve(heap_.generations[into].size() + joining);
+    } catch (const std::bad_alloc &) {
+        out_of_memory("the partition's arrays");
+        return false;
+    }
+    return true;
+}
+
 void Collection::partition() {
     in_legacy_ = false;
     heap_.garbage.clear();

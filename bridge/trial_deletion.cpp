@@ -72,6 +72,25 @@ intptr_t Collection::external_count(const Header *h, intptr_t count) const {
     return count - (subtract_host_refs_ ? host : 0);
 }
 
+// The side arrays of gc_refs for the set, grown before anything changes.
+// False when memory is short: the collection fails (CB_ERR_NO_MEMORY).
+bool Collection::size_side_arrays() {
+    try {
+        for (int g = 0; g <= generation_; ++g) heap_.size_refs(Place(g));
+    } catch (const std::bad_alloc &) {
+        out_of_memory("the side arrays of counts");
+        return false;
+    }
+    return true;
+}
+
+// Ends the collection as a failed one: nothing will be freed.
+void Collection::out_of_memory(const char *what) {
+    failed_ = out_of_memory_ = true;
+    heap_.report(CB_REPORT_API_MISUSE, CB_ERR_NO_MEMORY, nullptr,
+                 "no memory for %s; the collection frees nothing", what);
+}
+
 void Collection::begin() {
     start_ = phase_start_ = std::chrono::steady_clock::now();
     if (!analysis_) heap_.notify(CB_COLLECTION_START, stats_);
@@ -84,8 +103,7 @@ void Collection::count() {
     // Until the partition the program does not run, unless the host drives
     // (heap.hpp, refs).
     heap_.refs_in_headers = drive_ != Drive::kHost;
-    if (!heap_.refs_in_headers)
-        for (int g = 0; g <= generation_; ++g) heap_.size_refs(Place(g));
+    if (!heap_.refs_in_headers && !size_side_arrays()) return;
     const bool parallel = parallel_ok(set_size);
     if (parallel) {
         parallel_count();

@@ -1,8 +1,12 @@
 // The memory of cb_alloc (bridge/node_allocator.hpp): alignment, zeroing,
 // reuse of freed blocks, pages given back, cb_realloc across size classes,
 // and side tables that must not outlive a block. Also the heap's own
-// arrays of nodes (bridge/node_array.hpp), which grow without a copy.
+// arrays of nodes (bridge/node_array.hpp), which grow without a copy, and
+// what happens when they cannot grow.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -195,6 +199,156 @@ TEST(Allocation, GenerationsGrowWithoutACopy) {
         cb_free(h.heap, obj);
     }
     EXPECT_TRUE(h.reports.empty());
+}
+
+// ---- memory running short ------------------------------------------------
+//
+// A node with one edge, for cycles; its clear and dealloc drop the edge.
+struct Link {
+    intptr_t count;
+    void *next;
+};
+cb_heap *link_heap;
+size_t links_freed;
+int traverse_link(void *obj, cb_visit_fn visit, void *arg) {
+    void *next = static_cast<Link *>(obj)->next;
+    return next ? visit(next, arg) : 0;
+}
+void clear_link(void *obj) {
+    void *next = static_cast<Link *>(obj)->next;
+    static_cast<Link *>(obj)->next = nullptr;
+    if (next) cb_decref(link_heap, next);
+}
+void dealloc_link(void *obj) {
+    clear_link(obj);
+    ++links_freed;
+    cb_free(link_heap, obj);
+}
+
+long address_space_bytes() {
+    long pages = 0;
+    if (FILE *f = std::fopen("/proc/self/statm", "r")) {
+        if (std::fscanf(f, "%ld", &pages) != 1) pages = 0;
+        std::fclose(f);
+    }
+    return pages * sysconf(_SC_PAGESIZE);
+}
+
+#define CHILD_CHECK(cond, code)                                                   \
+    do {                                                                          \
+        if (!(cond)) {                                                            \
+            std::fprintf(stderr, "short memory: %s failed (line %d)\n", #cond, __LINE__); \
+            _exit(code);                                                          \
+        }                                                                         \
+    } while (0)
+
+// In a child process whose address space is capped just above what it
+// uses: cb_track, a full collection and an incremental one run out of
+// memory. Each returns CB_ERR_NO_MEMORY with a report and changes nothing;
+// with the cap lifted they work, and the garbage left alone is freed.
+int short_memory_child() {
+    cb_heap_options options{};
+    options.flags = CB_HEAP_NO_AUTO_COLLECT;
+    link_heap = cb_heap_new(&options);
+    static int no_memory_reports = 0;
+    cb_set_report_handler(link_heap, [](void *, const cb_report *r) {
+        if (r->status == CB_ERR_NO_MEMORY) ++no_memory_reports;
+    }, nullptr);
+    cb_type_spec spec{};
+    spec.name = "link";
+    spec.traverse = traverse_link;
+    spec.clear = clear_link;
+    spec.dealloc = dealloc_link;
+    spec.count_offset = offsetof(Link, count);
+    cb_type *type = nullptr;
+    CHILD_CHECK(cb_type_register(link_heap, &spec, &type) == CB_OK, 10);
+    auto make = [&] { return static_cast<Link *>(cb_alloc(link_heap, type, sizeof(Link))); };
+    // 50,000 garbage 2-cycles, and a live chain of 100,000 held by its head,
+    // in allocation order (the marking needs no work list).
+    constexpr size_t kPairs = 50000, kChain = 100000, kSpare = 400000;
+    for (size_t i = 0; i < kPairs; ++i) {
+        Link *a = make(), *b = make();
+        CHILD_CHECK(a && b, 11);
+        a->next = b;
+        b->next = a;
+        a->count = b->count = 1;
+        cb_track(link_heap, a);
+        cb_track(link_heap, b);
+    }
+    Link *head = nullptr, *prev = nullptr;
+    for (size_t i = 0; i < kChain; ++i) {
+        Link *n = make();
+        CHILD_CHECK(n, 12);
+        n->count = 1;   // the test's reference (head) or its predecessor's
+        if (prev) prev->next = n;
+        else head = n;
+        prev = n;
+        cb_track(link_heap, n);
+    }
+    std::vector<Link *> spare(kSpare);
+    for (Link *&n : spare) {
+        n = make();
+        CHILD_CHECK(n, 13);
+        n->count = 1;
+    }
+    const size_t tracked = cb_generation_size(link_heap, 0);
+    CHILD_CHECK(tracked == 2 * kPairs + kChain, 14);
+
+    rlimit old{};
+    CHILD_CHECK(getrlimit(RLIMIT_AS, &old) == 0, 15);
+    rlimit capped = old;
+    capped.rlim_cur = rlim_t(address_space_bytes()) + (rlim_t(1) << 20);
+    CHILD_CHECK(setrlimit(RLIMIT_AS, &capped) == 0, 16);
+
+    // Generation 0 grows by half again each time: some growth is refused.
+    size_t next = 0;
+    cb_status st = CB_OK;
+    for (; next < kSpare && (st = cb_track(link_heap, spare[next])) == CB_OK; ++next) {}
+    CHILD_CHECK(st == CB_ERR_NO_MEMORY, 20);
+    CHILD_CHECK(!cb_is_tracked(link_heap, spare[next]), 21);
+    CHILD_CHECK(cb_generation_size(link_heap, 0) == tracked + next, 22);
+    CHILD_CHECK(no_memory_reports == 1, 23);
+
+    // The partition's arrays cannot grow: nothing is freed or moved.
+    cb_collection_stats stats{};
+    CHILD_CHECK(cb_collect(link_heap, CB_FULL, &stats) == CB_ERR_NO_MEMORY, 30);
+    CHILD_CHECK(no_memory_reports == 2, 31);
+    CHILD_CHECK(links_freed == 0, 32);
+    CHILD_CHECK(cb_generation_size(link_heap, 0) == tracked + next, 33);
+    CHILD_CHECK(cb_generation_size(link_heap, CB_FULL) == 0, 34);
+    CHILD_CHECK(cb_is_collecting(link_heap) == 0, 35);
+
+    // An incremental collection's side arrays of counts (4 bytes a node)
+    // cannot be made: its first slice ends it, freeing nothing.
+    capped.rlim_cur = rlim_t(address_space_bytes()) + 2 * (tracked + next);
+    CHILD_CHECK(setrlimit(RLIMIT_AS, &capped) == 0, 36);
+    int finished = 0;
+    CHILD_CHECK(cb_collect_slice(link_heap, 1000, &finished, &stats) == CB_ERR_NO_MEMORY, 37);
+    CHILD_CHECK(finished == 1 && cb_is_collecting(link_heap) == 0, 38);
+    CHILD_CHECK(no_memory_reports == 3 && links_freed == 0, 39);
+
+    CHILD_CHECK(setrlimit(RLIMIT_AS, &old) == 0, 40);
+    CHILD_CHECK(cb_track(link_heap, spare[next]) == CB_OK, 41);
+    CHILD_CHECK(cb_collect(link_heap, CB_FULL, &stats) == CB_OK, 42);
+    CHILD_CHECK(links_freed == 2 * kPairs, 43);
+    CHILD_CHECK(stats.garbage == 2 * kPairs, 44);
+    CHILD_CHECK(cb_generation_size(link_heap, CB_FULL) == kChain + next + 1, 45);
+    CHILD_CHECK(cb_is_tracked(link_heap, head), 46);
+    _exit(0);
+}
+
+TEST(Allocation, ShortMemoryIsReportedAndLosesNothing) {
+#if defined(CBT_HAVE_LSAN) || defined(__SANITIZE_THREAD__)
+    GTEST_SKIP() << "sanitizers reserve address space a cap would refuse";
+#endif
+    std::fflush(nullptr);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) short_memory_child();
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status)) << "the child died of signal " << WTERMSIG(status);
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "see the child's message above";
 }
 
 TEST(Allocation, ObjectsLeakedAtDestroyStayUsable) {
