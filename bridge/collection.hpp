@@ -245,6 +245,10 @@ private:
     // positions, since the program may free any of them before the last
     // slice, which leaves a hole there.
     std::vector<std::pair<uint32_t, uint32_t>> unmarked_;
+    // The nodes the marking walk passed unmarked (by position), and the
+    // next of them to settle.
+    std::vector<std::pair<uint32_t, uint32_t>> passed_unmarked_;
+    size_t settle_next_ = 0;
     // The work list between slices, by position for the same reason.
     std::vector<std::pair<uint32_t, uint32_t>> parked_;
     // Barriers between slices before the marking began, marked when it

@@ -22,9 +22,11 @@
 // that became garbage while the collection ran waits for the next one.
 //
 // The walks, each in slices: enter the set, subtract (the count), the
-// frozen nodes as roots, the in-order marking, and settle: marks only
-// grow, so a marked node survives and leaves the set there and then; an
-// unmarked one is remembered by position. The slice that finishes the
+// frozen nodes as roots, and the in-order marking, which settles what it
+// scans: marks only grow, so a scanned node survives and leaves the set
+// there and then. The nodes it passed unmarked are settled after it (no
+// walk over the set: they are remembered by position), and those still
+// unmarked are remembered for the check. The slice that finishes the
 // marking then costs what the unmarked nodes cost (the check, the partition
 // of Collection::partition_settled, the teardown's stages up to the
 // resurrection check), not what the heap does; the clears follow, a quarter
@@ -188,24 +190,41 @@ bool Collection::slice(size_t budget, uint64_t max_ns) {
         case Walk::kMark:
             visitor_.follow_host = drive_ != Drive::kNone;
             in_order_ = true;
+            // Marks only grow: a node the walk scans survives, and leaves
+            // the set there and then. One it passes unmarked may be marked
+            // later, behind the walk: settled afterwards (kSettle).
             if (walk_set(generation_, budget, done, [this, budget, &done](Header *h) {
-                    if (!walk_reaches(h, heap_.gc_refs(h), stats_.roots)) return;
+                    if (!walk_reaches(h, heap_.gc_refs(h), stats_.roots)) {
+                        passed_unmarked_.emplace_back(uint32_t(walk_generation_), uint32_t(walk_index_));
+                        return;
+                    }
                     scan(h);
                     drain_within(budget, done);
-                }))
+                    h->clear(kSettledFlags);
+                })) {
                 walk_ = Walk::kSettle;
+                settle_next_ = 0;
+            }
             in_order_ = false;   // between slices, a barrier's mark is scanned at once
             phase_done(CB_PHASE_MARK);
             break;
         case Walk::kSettle:
-            // Marks only grow: a marked node survives, and leaves the set
-            // now. The unmarked ones are remembered by position for the
-            // last slice's check (a hole there by then: freed meanwhile).
-            if (walk_set(generation_, budget, done, [this](Header *h) {
-                    if (h->has(Header::kMarked)) h->clear(kSettledFlags);
-                    else unmarked_.emplace_back(uint32_t(walk_generation_), uint32_t(walk_index_));
-                }))
+            // The nodes the marking walk passed unmarked: marked since, they
+            // survive and leave the set; still unmarked, they are remembered
+            // for the last slice's check (a hole there by then: freed
+            // meanwhile). Positions are not reused while the collection
+            // runs (cb_heap::keep_positions).
+            for (; settle_next_ < passed_unmarked_.size() && (!budget || done < budget); ++settle_next_, ++done) {
+                auto [g, i] = passed_unmarked_[settle_next_];
+                Header *h = heap_.generations[g][i];
+                if (!h || !h->has(Header::kInCollectedSet)) continue;
+                if (h->has(Header::kMarked)) h->clear(kSettledFlags);
+                else unmarked_.emplace_back(g, i);
+            }
+            if (settle_next_ == passed_unmarked_.size()) {
                 walk_ = Walk::kDone;
+                passed_unmarked_.clear();
+            }
             phase_done(CB_PHASE_MARK);
             break;
         case Walk::kNotStarted:

@@ -462,6 +462,24 @@ TEST(Incremental, MarkingBehindTheWalkStaysWithinTheBudget) {
     EXPECT_EQ(traversals(chain), 2 * 2000) << "each node traversed by the count and scanned once";
 }
 
+// The marking walk settles the nodes it scans, so only those it passed
+// unmarked are looked at again: on a heap that is all live, three walks'
+// worth of steps (enter, subtract, mark), not four.
+TEST(Incremental, SettlingCostsOnlyTheNodesPassedUnmarked) {
+    Graph g;
+    Mixed m(g, 3000);   // 6,000 nodes of garbage and a live chain of 3,000
+    const size_t budget = 100, nodes = 9000;
+    int slices = run_slices(g, budget);
+    // Each of the three walks steps over every node; settling steps over
+    // the 6,000 the walk passed unmarked (garbage), the clears are 3,000
+    // at a quarter of the budget each.
+    const int at_most = int((3 * nodes + 6000) / budget + 3000 / (budget / 4)) + 10;
+    EXPECT_LE(slices, at_most) << "a fourth walk over the 9,000 nodes would take " << nodes / budget << " more";
+    EXPECT_GE(slices, at_most - 20);
+    for (int id : m.garbage) EXPECT_TRUE(g.dead(id));
+    for (int id : m.live) EXPECT_TRUE(g.alive(id));
+}
+
 // Slices with a time budget (cb_collect_slice_for) read the clock every
 // 1,024 steps (a clear counts as four). With a budget of 1 ns each slice
 // is past its time at the first reading, so it walks or scans 1,024 nodes,
