@@ -304,8 +304,9 @@ cb_status cb_collect(cb_heap *heap, int generation, cb_collection_stats *stats);
 cb_status cb_collect_slice(cb_heap *heap, size_t budget, int *finished, cb_collection_stats *stats);
 /* cb_collect_slice with a time budget instead of a work budget: the slice
  * returns once `nanoseconds` have passed (0: the rest of it), the clock
- * read every 1,024 steps of work (256 clears), so it overruns by about 20
- * microseconds at most. Two steps are not cut short: the slice in which the marking ends
+ * read every 1,024 steps of work (256 clears), so it overruns by the time
+ * of 1,024 steps at most (about 20 microseconds on the machine of
+ * docs/performance.md). Two steps are not cut short: the slice in which the marking ends
  * also runs the check (the garbage's cost), and one callback (a traverse,
  * a clear) runs to its end. Budgets of both kinds may alternate. */
 cb_status cb_collect_slice_for(cb_heap *heap, uint64_t nanoseconds, int *finished, cb_collection_stats *stats);
