@@ -103,8 +103,8 @@ constexpr size_t kUnitsPerClear = 4;
 // A slice with a time budget runs as work budgets of this many steps (a
 // node walked or scanned, a host object traced; a clear is four), the
 // clock read between them. A reading costs about 27 ns here and a step 5
-// to 20, so a slice overruns its time by 20 microseconds at most, and the
-// readings cost a fraction of a percent.
+// to 20, so a slice overruns its time by about 20 microseconds at most,
+// and the readings cost a fraction of a percent.
 constexpr size_t kStepsPerClockRead = 1024;
 
 bool Collection::slice(size_t budget, uint64_t max_ns) {
@@ -125,7 +125,8 @@ bool Collection::slice(size_t budget, uint64_t max_ns) {
     }
     phase_start_ = std::chrono::steady_clock::now();   // the program's time is no phase's
     const bool timed = max_ns != 0;
-    const auto deadline = phase_start_ + std::chrono::nanoseconds(max_ns);
+    // Beyond about 146 years a budget is as good as none (and would overflow).
+    const auto deadline = phase_start_ + std::chrono::nanoseconds(std::min<uint64_t>(max_ns, uint64_t(1) << 62));
     auto time_left = [&] { return std::chrono::steady_clock::now() < deadline; };
     if (timed) budget = kStepsPerClockRead;
     // A clear runs the clear callback and, mostly, a deallocation: about

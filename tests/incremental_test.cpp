@@ -518,6 +518,13 @@ TEST(Incremental, TimedSlicesStopWhenTheirTimeIsUp) {
     ASSERT_EQ(cb_collect_slice_for(h.heap, 60'000'000'000ull, &finished, &h.last), CB_OK);
     EXPECT_EQ(finished, 1) << "a minute is time enough for 3,000 nodes";
     for (int id : n.garbage) EXPECT_TRUE(h.dead(id));
+
+    // A budget too long to add to the clock is no limit at all.
+    Graph k;
+    Mixed o(k, 1000);
+    ASSERT_EQ(cb_collect_slice_for(k.heap, UINT64_MAX, &finished, &k.last), CB_OK);
+    EXPECT_EQ(finished, 1);
+    for (int id : o.garbage) EXPECT_TRUE(k.dead(id));
 }
 
 // Work budgets and time budgets may alternate within one collection.
