@@ -148,6 +148,8 @@ private:
     void begin();
     void count();
     void enter_set(Header *h);
+    bool size_side_arrays();
+    void out_of_memory(const char *what);
     void recount_garbage();
     intptr_t external_count(const Header *h, intptr_t count) const;
     // marking.cpp
@@ -165,8 +167,6 @@ private:
     bool mark_next_culprit();
     // teardown.cpp
     bool reserve_for_partition();
-    bool size_side_arrays();
-    void out_of_memory(const char *what);
     void partition();
     void partition_settled();
     void to_garbage(Header *h);

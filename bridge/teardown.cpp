@@ -98,10 +98,7 @@ void Collection::partition() {
         }
         dest.truncate(kept);
     }
-    size_t younger = 0;
-    for (int g = 0; g <= generation_; ++g)
-        if (g != int(dest_)) younger += heap_.generations[g].size();
-    dest.reserve(dest.size() + younger);
+    // dest has room for the younger generations (reserve_for_partition).
     for (int g = 0; g <= generation_; ++g) {
         if (g == int(dest_)) continue;
         for (Header *h : heap_.generations[g]) {
