@@ -135,8 +135,9 @@ bool Collection::slice(size_t budget, uint64_t max_ns) {
     teardown_budget_ = budget ? std::max<size_t>(1, budget / kUnitsPerClear) : 0;
     auto tear_down = [&] {
         advance();
-        while (timed && !done() && time_left()) advance();
-        return done();
+        // Collection::done: the slice's step count below is also named done.
+        while (timed && !Collection::done() && time_left()) advance();
+        return Collection::done();
     };
     if (walk_ == Walk::kDone) return tear_down();   // where the last slice's budget ended it
     unpark_work();
